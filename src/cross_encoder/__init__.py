@@ -1,0 +1,3 @@
+"""Cross-encoder reranking pipeline (RetroMAE-compatible)."""
+
+__version__ = "0.1.0"
