@@ -1,0 +1,128 @@
+"""Evaluate rankings against qrels: RetroMAE's ``test.py``, side by side with the first stage.
+
+    python -m cross_encoder.evaluate --score_file dev_rerank_score.txt \\
+        --qrels_file ./data/qrels.dev.tsv [--first_stage_file dev_ranking.tsv]
+
+Writes ``<score_file>.ranked_results`` (``qid\\tpid\\trank``), optionally a metrics JSON and
+per-query values (for plots), and prints a table with one row per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from .io import InputError, atomic_write, cli, read_qrels, read_scores, setup_logging, write_json
+from .metrics import DEFAULT_METRICS, order_run, per_query
+
+logger = logging.getLogger(__name__)
+
+
+def format_table(results: dict[str, dict[str, float]], metrics: list[str]) -> str:
+    width = max([len("run"), *map(len, results)])
+    head = f"{'run':<{width}}  " + "  ".join(f"{m:>11}" for m in metrics)
+    lines = [head, "-" * len(head)]
+    for name, vals in results.items():
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{vals[m]:>11.4f}" for m in metrics))
+    return "\n".join(lines)
+
+
+def load_run(path: str) -> dict[str, list[str]]:
+    return order_run(read_scores(path))
+
+
+def check_overlap(run_path: str, ranking: dict, qrels: dict) -> None:
+    judged = {q for q, d in qrels.items() if any(r > 0 for r in d.values())}
+    hit = judged & set(ranking)
+    if not hit:
+        raise InputError(
+            run_path,
+            f"ranks none of the {len(judged)} judged queries; check that run and qrels match",
+        )
+    if len(hit) < len(judged):
+        logger.warning(
+            "%s ranks %d of %d judged queries; the others count 0",
+            run_path,
+            len(hit),
+            len(judged),
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cross_encoder.evaluate", description=__doc__)
+    p.add_argument("--score_file", help="reranked scores: qid\\tpid\\tscore")
+    p.add_argument("--qrels_file", required=True)
+    p.add_argument("--first_stage_file", help="the ranking that was reranked, for comparison")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another run to put in the table (repeatable)",
+    )
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
+    p.add_argument("--output_json", help="write {run: {metric: value}} here")
+    p.add_argument("--per_query_file", help="write run\\tmetric\\tqid\\tvalue here")
+    p.add_argument(
+        "--no_ranked_results", action="store_true", help="do not write <score_file>.ranked_results"
+    )
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    try:
+        from .metrics import to_ir_measure
+
+        for m in metrics:
+            to_ir_measure(m)
+    except ValueError as e:
+        raise InputError(None, f"--metrics: {e}") from None
+    runs: list[tuple[str, str]] = []
+    if args.first_stage_file:
+        runs.append(("first stage", args.first_stage_file))
+    for spec in args.run:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise InputError(None, f"--run {spec!r}: expected NAME=PATH")
+        runs.append((name, path))
+    if args.score_file:
+        runs.append(("reranked", args.score_file))
+    if not runs:
+        raise InputError(
+            None, "nothing to evaluate: give --score_file, --first_stage_file or --run"
+        )
+    qrels = read_qrels(args.qrels_file)
+    results: dict[str, dict[str, float]] = {}
+    queries: dict[str, dict[str, dict[str, float]]] = {}
+    for name, path in runs:
+        ranking = load_run(path)
+        check_overlap(path, ranking, qrels)
+        pq = per_query(qrels, ranking, metrics)
+        queries[name] = pq
+        results[name] = {m: sum(v.values()) / max(1, len(v)) for m, v in pq.items()}
+        if path == args.score_file and not args.no_ranked_results:
+            with atomic_write(f"{path}.ranked_results") as f:
+                for q, pids in ranking.items():
+                    for rank, p in enumerate(pids, 1):
+                        f.write(f"{q}\t{p}\t{rank}\n")
+    n = len(next(iter(next(iter(queries.values())).values())))
+    if args.output_json:
+        write_json(args.output_json, {"n_queries": n, "runs": results})
+    if args.per_query_file:
+        with atomic_write(args.per_query_file) as f:
+            f.write("run\tmetric\tqid\tvalue\n")
+            for name, pq in queries.items():
+                for m, vals in pq.items():
+                    for q, v in vals.items():
+                        f.write(f"{name}\t{m}\t{q}\t{v!r}\n")
+    print(f"{n} judged queries ({args.qrels_file})")
+    print(format_table(results, metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Tokenize the corpus, train and dev queries once, and write them as cached Parquet folders.
+
+RetroMAE's ``preprocess.py`` with the same flags::
+
+    python -m cross_encoder.preprocess --tokenizer_name microsoft/deberta-v3-base \\
+        --max_seq_length 150 --output_dir ./data/DebertaTokenizer_data --use_title
+
+Writes ``<output_dir>/{corpus,train_query,dev_query}/`` (``data.parquet`` with ``id`` and
+``input_ids``, plus ``mapping_id.txt``) and ``<output_dir>/train_qrels.txt`` (``qid\\tpid``).
+Text is tokenized with the fast tokenizer, without special tokens, truncated to
+``max_seq_length``; with ``--use_title`` a passage is ``title [SEP] text``. The corpus is
+streamed in chunks, so memory stays flat whatever its size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .collection import CollectionWriter, batched
+from .io import (
+    InputError,
+    cli,
+    iter_corpus,
+    positives,
+    read_qrels,
+    read_queries,
+    setup_logging,
+    write_qrels_pairs,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            name, use_fast=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as e:
+        raise InputError(name, f"cannot load tokenizer: {str(e).splitlines()[0]}") from None
+    if not tok.is_fast:
+        raise InputError(name, "a fast (Rust) tokenizer is required")
+    return tok
+
+
+def passage_text(title: str, text: str, sep: str, use_title: bool) -> str:
+    if use_title and title:
+        return f"{title} {sep} {text}" if text else title
+    return text or title
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    enc = tokenizer(
+        texts,
+        add_special_tokens=False,
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    return enc["input_ids"]
+
+
+def tokenize_corpus(
+    corpus_file: str | Path,
+    out_dir: str | Path,
+    tokenizer,
+    max_length: int,
+    use_title: bool,
+    chunk_size: int = 10_000,
+) -> int:
+    writer = CollectionWriter(out_dir)
+    n = 0
+    try:
+        bar = tqdm(desc=f"tokenize {Path(corpus_file).name}", unit=" passages", mininterval=2)
+        for chunk in batched(iter_corpus(corpus_file), chunk_size):
+            ids = [pid for pid, _, _ in chunk]
+            texts = [passage_text(t, x, tokenizer.sep_token, use_title) for _, t, x in chunk]
+            writer.write(ids, tokenize(tokenizer, texts, max_length))
+            n += len(chunk)
+            bar.update(len(chunk))
+        bar.close()
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return n
+
+
+def tokenize_queries(
+    query_file: str | Path, out_dir: str | Path, tokenizer, max_length: int
+) -> dict[str, str]:
+    queries = read_queries(query_file)
+    writer = CollectionWriter(out_dir)
+    try:
+        for chunk in batched(
+            tqdm(list(queries.items()), desc=f"tokenize {Path(query_file).name}", mininterval=2),
+            10_000,
+        ):
+            writer.write(
+                [q for q, _ in chunk], tokenize(tokenizer, [t for _, t in chunk], max_length)
+            )
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return queries
+
+
+def check_qrels_ids(qrels_file: str, pos: dict[str, list[str]], queries: dict[str, str]) -> None:
+    """Warn (with counts) when qrels cover queries that are not in the query file; error when
+    none overlap (almost always the wrong pair of files)."""
+    missing = [q for q in pos if q not in queries]
+    if missing and len(missing) == len(pos):
+        raise InputError(
+            qrels_file,
+            f"none of its {len(pos)} query ids are in the query file "
+            f"(e.g. {missing[0]!r}); check that qrels and queries belong together",
+        )
+    if missing:
+        logger.warning(
+            "%s: %d of %d judged queries are not in the query file; they are skipped",
+            qrels_file,
+            len(missing),
+            len(pos),
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m cross_encoder.preprocess", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--tokenizer_name", required=True, help="HF tokenizer name or local path")
+    p.add_argument("--max_seq_length", type=int, default=512, help="truncate texts to this")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--use_title", action="store_true", help="passage = title [SEP] text")
+    p.add_argument("--corpus_file", default="./data/corpus.tsv", help="TSV or BEIR jsonl")
+    p.add_argument("--train_query_file", default="./data/train.query.txt")
+    p.add_argument("--dev_query_file", default="./data/dev.query.txt", help="'' to skip")
+    p.add_argument("--train_qrels_file", default="./data/qrels.train.tsv")
+    p.add_argument("--trust_remote_code", action="store_true")
+    p.add_argument("--chunk_size", type=int, default=10_000, help="passages per tokenizer call")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    if args.max_seq_length < 1:
+        raise InputError(None, "--max_seq_length must be >= 1")
+    for f in (args.corpus_file, args.train_query_file, args.train_qrels_file, args.dev_query_file):
+        if f and not os.path.exists(f):
+            raise InputError(f, "no such file")
+    tok = load_tokenizer(args.tokenizer_name, args.trust_remote_code)
+    out = Path(args.output_dir)
+    n = tokenize_corpus(
+        args.corpus_file, out / "corpus", tok, args.max_seq_length, args.use_title, args.chunk_size
+    )
+    logger.info("corpus: %d passages -> %s", n, out / "corpus")
+    train_q = tokenize_queries(args.train_query_file, out / "train_query", tok, args.max_seq_length)
+    logger.info("train queries: %d", len(train_q))
+    if args.dev_query_file:
+        dev_q = tokenize_queries(args.dev_query_file, out / "dev_query", tok, args.max_seq_length)
+        logger.info("dev queries: %d", len(dev_q))
+    pos = positives(read_qrels(args.train_qrels_file))
+    check_qrels_ids(args.train_qrels_file, pos, train_q)
+    pos = {q: p for q, p in pos.items() if q in train_q}
+    write_qrels_pairs(out / "train_qrels.txt", pos)
+    logger.info("train qrels: %d queries, %d positives", len(pos), sum(map(len, pos.values())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

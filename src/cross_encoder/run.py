@@ -1,0 +1,243 @@
+"""Train a cross-encoder and/or rerank a ranking with it: RetroMAE's ``cross_encoder.run``.
+
+    torchrun --nproc_per_node 8 -m cross_encoder.run --output_dir out \\
+        --model_name_or_path microsoft/deberta-v3-base --fp16 --do_train \\
+        --corpus_file data/corpus --train_query_file data/train_query \\
+        --train_qrels data/train_qrels.txt --neg_file negs.tsv --max_len 200 \\
+        --train_group_size 65 --do_predict --test_query_file data/dev_query \\
+        --test_file dev_ranking.tsv --prediction_save_path dev_rerank_score.txt
+
+Every HF ``TrainingArguments`` flag works (``--deepspeed``, ``--gradient_checkpointing``...).
+Training resumes from the last checkpoint in ``--output_dir``. Predict writes
+``qid\\tpid\\tscore`` (plain float32 text) in test_file order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .arguments import CrossEncoderTrainingArguments, DataArguments, ModelArguments
+from .io import InputError, cli, iter_ranking, positives, read_neg_file, read_qrels, setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None):
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, CrossEncoderTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def load_model(model_args: ModelArguments):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    name = model_args.model_name_or_path
+    try:
+        config = AutoConfig.from_pretrained(
+            model_args.config_name or name,
+            num_labels=1,
+            cache_dir=model_args.cache_dir,
+            trust_remote_code=model_args.trust_remote_code,
+        )
+        return AutoModelForSequenceClassification.from_pretrained(
+            name,
+            config=config,
+            cache_dir=model_args.cache_dir,
+            trust_remote_code=model_args.trust_remote_code,
+            use_safetensors=True,
+        )
+    except OSError as e:
+        raise InputError(name, f"cannot load model: {str(e).splitlines()[0]}") from None
+
+
+def _require(value: str | None, flag: str, why: str) -> str:
+    if not value:
+        raise InputError(None, f"{flag} is required {why}")
+    if not os.path.exists(value):
+        raise InputError(value, f"no such file or folder (given as {flag})")
+    return value
+
+
+def check_ids(path: str, ids, collection, what: str, fatal_if_all: bool = True) -> set[str]:
+    """Return the ids missing from ``collection``; error if none are present, warn if some."""
+    ids = list(ids)
+    missing = {i for i in ids if i not in collection}
+    if missing and fatal_if_all and len(missing) == len(set(ids)):
+        raise InputError(
+            path,
+            f"none of its {what} ids are in {collection.path} (e.g. {next(iter(missing))!r}); "
+            "check that the files belong together",
+        )
+    if missing:
+        logger.warning(
+            "%s: %d %s ids are not in %s; skipped", path, len(missing), what, collection.path
+        )
+    return missing
+
+
+def train(model_args, data_args, training_args, tokenizer, template):
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .collection import TokenizedCollection
+    from .data import GroupCollator, TrainDataset
+    from .trainer import CrossEncoderTrainer
+
+    why = "with --do_train"
+    corpus = TokenizedCollection.load(
+        _require(data_args.corpus_file, "--corpus_file", why), data_args.corpus_id_file
+    )
+    queries = TokenizedCollection.load(
+        _require(data_args.train_query_file, "--train_query_file", why),
+        data_args.train_query_id_file,
+    )
+    qrels_path = _require(data_args.train_qrels, "--train_qrels", why)
+    pos = positives(read_qrels(qrels_path))
+    check_ids(qrels_path, pos, queries, "query")
+    missing_p = check_ids(qrels_path, {p for v in pos.values() for p in v}, corpus, "passage")
+    pos = {q: [p for p in v if p not in missing_p] for q, v in pos.items() if q in queries}
+    pos = {q: v for q, v in pos.items() if v}
+    negs: dict[str, list[str]] = {}
+    if data_args.neg_file:
+        neg_path = _require(data_args.neg_file, "--neg_file", why)
+        negs = read_neg_file(neg_path)
+        bad = check_ids(neg_path, {p for v in negs.values() for p in v}, corpus, "passage")
+        if bad:
+            negs = {q: [p for p in v if p not in bad] for q, v in negs.items()}
+    else:
+        logger.warning("no --neg_file: negatives are random corpus passages")
+    dataset = TrainDataset(
+        queries,
+        corpus,
+        pos,
+        negs,
+        group_size=data_args.train_group_size,
+        sample_neg_from_topk=data_args.sample_neg_from_topk,
+        seed=training_args.seed,
+    )
+    if len(dataset) == 0:
+        raise InputError(qrels_path, "no training query has a positive in the corpus")
+    logger.info("training on %d queries, group size %d", len(dataset), dataset.group_size)
+    training_args.remove_unused_columns = False
+    model = load_model(model_args)
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=GroupCollator(template),
+        processing_class=tokenizer,
+        group_size=data_args.train_group_size,
+        temperature=training_args.temperature,
+    )
+    last = None
+    if os.path.isdir(training_args.output_dir) and not getattr(
+        training_args, "overwrite_output_dir", False
+    ):
+        last = get_last_checkpoint(training_args.output_dir)
+        if last:
+            logger.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        trainer.save_state()
+    return trainer.model
+
+
+def predict(model, data_args, training_args, template) -> None:
+    import numpy as np
+
+    from .collection import TokenizedCollection
+    from .io import write_scores
+    from .predict import score_pairs
+
+    why = "with --do_predict"
+    corpus = TokenizedCollection.load(
+        _require(data_args.corpus_file, "--corpus_file", why), data_args.corpus_id_file
+    )
+    queries = TokenizedCollection.load(
+        _require(data_args.test_query_file, "--test_query_file", why),
+        data_args.test_query_id_file,
+    )
+    test_file = _require(data_args.test_file, "--test_file", why)
+    pairs = [(r.qid, r.pid) for r in iter_ranking(test_file, depth=data_args.prediction_topk)]
+    bad_q = check_ids(test_file, {q for q, _ in pairs}, queries, "query")
+    bad_p = check_ids(test_file, {p for _, p in pairs}, corpus, "passage")
+    pairs = [(q, p) for q, p in pairs if q not in bad_q and p not in bad_p]
+    logger.info("scoring %d pairs from %s", len(pairs), test_file)
+    model.to(training_args.device)
+    scores = score_pairs(
+        model,
+        template,
+        queries,
+        corpus,
+        pairs,
+        max_tokens=training_args.prediction_batch_tokens,
+        max_pairs=max(training_args.per_device_eval_batch_size, 1),
+        device=training_args.device,
+    )
+    if scores is None:  # not rank 0
+        return
+    if not np.isfinite(scores).all():
+        raise RuntimeError("the model produced non-finite scores; nothing written")
+    n = write_scores(
+        data_args.prediction_save_path,
+        ((q, p, float(s)) for (q, p), s in zip(pairs, scores, strict=True)),
+    )
+    logger.info("wrote %d scores to %s", n, data_args.prediction_save_path)
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    try:
+        model_args, data_args, training_args = parse_args(argv)
+    except ValueError as e:
+        raise InputError(None, str(e).splitlines()[0]) from None
+    if not (training_args.do_train or training_args.do_predict):
+        raise InputError(None, "nothing to do: pass --do_train and/or --do_predict")
+
+    import torch
+    from transformers import set_seed
+
+    from .data import PairTemplate
+    from .preprocess import load_tokenizer
+
+    if training_args.per_device_eval_batch_size == 8:  # HF's default is far too small here
+        training_args.per_device_eval_batch_size = 256
+    set_seed(training_args.seed)
+    tokenizer = load_tokenizer(
+        model_args.tokenizer_name or model_args.model_name_or_path, model_args.trust_remote_code
+    )
+    template = PairTemplate(tokenizer, data_args.max_len)
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = None
+    if training_args.do_train:
+        model = train(model_args, data_args, training_args, tokenizer, template)
+    if training_args.do_predict:
+        if model is None:
+            model = load_model(model_args)
+        predict(model, data_args, training_args, template)
+    _finish_distributed()
+    return 0
+
+
+def _finish_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["main", "Path"]
