@@ -69,6 +69,10 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     temperature: float | None = field(
         default=None, metadata={"help": "divide scores by this before the softmax"}
     )
+    final_model_dir: str | None = field(
+        default=None,
+        metadata={"help": "also copy the final model here (output_dir keeps the checkpoints)"},
+    )
     prediction_batch_tokens: int = field(
         default=16384,
         metadata={"help": "predict: max padded tokens per batch (length-sorted batches)"},

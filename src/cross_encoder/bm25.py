@@ -31,6 +31,7 @@ from .io import (
     write_neg_file,
     write_ranking,
 )
+from .negatives import hard_negatives
 
 logger = logging.getLogger(__name__)
 
@@ -142,15 +143,6 @@ def search(
     return out
 
 
-def negatives_from_ranking(
-    ranking: dict[str, list[tuple[str, float]]], pos: dict[str, list[str]]
-) -> dict[str, list[str]]:
-    """Ranked passages that are not positives, per query with positives."""
-    return {
-        q: [p for p, _ in ranking.get(q, []) if p not in set(pos[q])] for q in pos if q in ranking
-    }
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cross_encoder.bm25", description=__doc__)
     p.add_argument("--corpus_file", help="corpus TSV or BEIR jsonl (not needed with a saved index)")
@@ -203,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                 len(pos),
                 args.query_file,
             )
-        write_neg_file(args.output_neg_file, negatives_from_ranking(ranking, pos))
+        ranked = {q: [p for p, _ in v] for q, v in ranking.items()}
+        write_neg_file(args.output_neg_file, hard_negatives(ranked, pos))
     if args.output_ranking:
         write_ranking(args.output_ranking, ranking)
     logger.info("retrieved for %d queries", len(ranking))

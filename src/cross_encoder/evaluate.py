@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
     p.add_argument("--output_json", help="write {run: {metric: value}} here")
     p.add_argument("--per_query_file", help="write run\\tmetric\\tqid\\tvalue here")
+    p.add_argument("--table_file", help="also write the printed table here")
     p.add_argument(
         "--no_ranked_results", action="store_true", help="do not write <score_file>.ranked_results"
     )
@@ -119,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                 for m, vals in pq.items():
                     for q, v in vals.items():
                         f.write(f"{name}\t{m}\t{q}\t{v!r}\n")
-    print(f"{n} judged queries ({args.qrels_file})")
-    print(format_table(results, metrics))
+    table = f"{n} judged queries ({args.qrels_file})\n{format_table(results, metrics)}\n"
+    if args.table_file:
+        with atomic_write(args.table_file) as f:
+            f.write(table)
+    print(table, end="")
     return 0
 
 

@@ -39,9 +39,11 @@ logger = logging.getLogger(__name__)
 def load_tokenizer(name: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
+    from .models import resolve_model
+
     try:
         tok = AutoTokenizer.from_pretrained(
-            name, use_fast=True, trust_remote_code=trust_remote_code
+            resolve_model(name), use_fast=True, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError) as e:
         raise InputError(name, f"cannot load tokenizer: {str(e).splitlines()[0]}") from None
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train_query_file", default="./data/train.query.txt")
     p.add_argument("--dev_query_file", default="./data/dev.query.txt", help="'' to skip")
     p.add_argument("--train_qrels_file", default="./data/qrels.train.tsv")
+    p.add_argument("--test_query_file", default="", help="optional third query set -> test_query/")
     p.add_argument("--trust_remote_code", action="store_true")
     p.add_argument("--chunk_size", type=int, default=10_000, help="passages per tokenizer call")
     return p
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if args.max_seq_length < 1:
         raise InputError(None, "--max_seq_length must be >= 1")
-    for f in (args.corpus_file, args.train_query_file, args.train_qrels_file, args.dev_query_file):
+    inputs = (args.corpus_file, args.train_query_file, args.train_qrels_file, args.dev_query_file)
+    for f in (*inputs, args.test_query_file):
         if f and not os.path.exists(f):
             raise InputError(f, "no such file")
     tok = load_tokenizer(args.tokenizer_name, args.trust_remote_code)
@@ -170,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.dev_query_file:
         dev_q = tokenize_queries(args.dev_query_file, out / "dev_query", tok, args.max_seq_length)
         logger.info("dev queries: %d", len(dev_q))
+    if args.test_query_file:
+        test_q = tokenize_queries(
+            args.test_query_file, out / "test_query", tok, args.max_seq_length
+        )
+        logger.info("test queries: %d", len(test_q))
     pos = positives(read_qrels(args.train_qrels_file))
     check_qrels_ids(args.train_qrels_file, pos, train_q)
     pos = {q: p for q, p in pos.items() if q in train_q}

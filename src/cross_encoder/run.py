@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None):
 def load_model(model_args: ModelArguments):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    name = model_args.model_name_or_path
+    from .models import resolve_model
+
+    name = resolve_model(model_args.model_name_or_path)
     try:
         config = AutoConfig.from_pretrained(
             model_args.config_name or name,
@@ -146,7 +148,26 @@ def train(model_args, data_args, training_args, tokenizer, template):
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
+        if training_args.final_model_dir:
+            export_model(training_args.output_dir, training_args.final_model_dir)
     return trainer.model
+
+
+def export_model(output_dir: str, final_dir: str) -> None:
+    """Copy the final model (weights, config, tokenizer; no checkpoints) to ``final_dir``,
+    atomically: a workflow can keep checkpoints for resuming outside its declared output."""
+    import shutil
+
+    src, dst = Path(output_dir), Path(final_dir)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name != "training_args.bin":
+            shutil.copy2(f, tmp / f.name)
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+    logger.info("final model in %s", dst)
 
 
 def predict(model, data_args, training_args, template) -> None:
@@ -238,6 +259,3 @@ def _finish_distributed() -> None:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-__all__ = ["main", "Path"]

@@ -1,0 +1,110 @@
+import os
+import shlex
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RUN = config["run_name"]
+OUT = Path(config["results_dir"]) / RUN
+DATA = Path(config["results_dir"]) / "data"
+TRAIN = config["train"]
+FIRST = config["first_stage"]
+SPLITS = config["evaluate"]["splits"]
+ENV = "../../envs/cross_encoder.yaml"
+
+
+wildcard_constraints:
+    split="train|dev|test",
+
+
+def q(value) -> str:
+    """Quote a config value for a shell command (a path with spaces works, `;` cannot run)."""
+    return shlex.quote(str(value))
+
+
+def extra_args(value) -> str:
+    """Extra command-line flags from the config, each quoted."""
+    return " ".join(q(a) for a in shlex.split(value or ""))
+
+
+def raw_file(kind):
+    """Path of a raw input file: the user's (data.source=files) or the generated one."""
+    source = config["data"]["source"]
+    if source == "files":
+        path = config["data"].get(kind)
+        if not path:
+            raise ValueError(
+                f"config data.{kind} is required when data.source is 'files'"
+            )
+        return path
+    name = {
+        "corpus": "corpus.tsv",
+        "train_queries": "train.query.txt",
+        "dev_queries": "dev.query.txt",
+        "test_queries": "test.query.txt",
+        "train_qrels": "qrels.train.tsv",
+        "dev_qrels": "qrels.dev.tsv",
+        "test_qrels": "qrels.test.tsv",
+    }[kind]
+    return str(DATA / source_tag() / name)
+
+
+def source_tag():
+    src = config["data"]["source"]
+    if src == "synthetic":
+        s = config["data"]["synthetic"]
+        return f"synthetic-seed{s['seed']}-{s['n_train']}x{s['n_dev']}"
+    return src
+
+
+def query_file(split):
+    return raw_file(f"{split}_queries")
+
+
+def qrels_file(split):
+    return raw_file(f"{split}_qrels")
+
+
+def user_ranking(split):
+    """The user's own first-stage ranking for this split, if the config names one."""
+    return (FIRST.get("rankings") or {}).get(split)
+
+
+def ranking_file(split):
+    """The first-stage ranking to rerank/evaluate for a split."""
+    return user_ranking(split) or str(
+        OUT / "first_stage" / f"{split}.{FIRST['method']}.tsv"
+    )
+
+
+def neg_file():
+    return FIRST.get("neg_file") or str(OUT / "first_stage" / "train.negs.tsv")
+
+
+def model_name():
+    return TRAIN["model"]
+
+
+def torch_launcher(nproc):
+    """`torchrun` for several processes, plain python for one."""
+    if nproc > 1:
+        return f"torchrun --standalone --nproc_per_node {nproc}"
+    return "python"
+
+
+def precision_flags():
+    p = TRAIN["precision"]
+    return {"fp32": "", "fp16": "--fp16", "bf16": "--bf16"}[p]
+
+
+def eval_targets():
+    return [str(OUT / "eval" / f"{split}.table.txt") for split in SPLITS]
+
+
+def print_tables(paths, log):
+    """Print every evaluation table at the end of the run (and keep a copy in the log)."""
+    text = "".join(f"\n== {path}\n{Path(path).read_text()}" for path in paths)
+    Path(log).write_text(text)
+    print(text)

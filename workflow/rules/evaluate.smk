@@ -1,0 +1,25 @@
+# MRR@10, nDCG@10, Recall@k of the first stage and the reranked run, side by side.
+
+
+rule evaluate:
+    input:
+        scores=OUT / "rerank" / "{split}.scores.tsv",
+        ranking=lambda w: ranking_file(w.split),
+        qrels=lambda w: qrels_file(w.split),
+    output:
+        table=OUT / "eval" / "{split}.table.txt",
+        metrics=OUT / "eval" / "{split}.metrics.json",
+        per_query=OUT / "eval" / "{split}.per_query.tsv",
+        ranked=OUT / "rerank" / "{split}.scores.tsv.ranked_results",
+    log:
+        OUT / "logs" / "evaluate_{split}.log",
+    conda:
+        ENV
+    params:
+        metrics=",".join(config["evaluate"]["metrics"]),
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " python -m cross_encoder.evaluate --score_file {input.scores:q}"
+        " --first_stage_file {input.ranking:q} --qrels_file {input.qrels:q}"
+        " --metrics {params.metrics:q} --output_json {output.metrics:q}"
+        " --per_query_file {output.per_query:q} --table_file {output.table:q}) > {log:q} 2>&1"

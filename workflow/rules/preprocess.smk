@@ -1,0 +1,38 @@
+# Tokenize corpus and queries once into Parquet folders (RetroMAE's preprocess.py).
+
+
+rule preprocess:
+    input:
+        corpus=raw_file("corpus"),
+        train_queries=query_file("train"),
+        train_qrels=qrels_file("train"),
+        eval_queries=[query_file(s) for s in SPLITS],
+    output:
+        corpus=directory(OUT / "tokenized" / "corpus"),
+        train_query=directory(OUT / "tokenized" / "train_query"),
+        queries=[directory(OUT / "tokenized" / f"{s}_query") for s in SPLITS],
+        train_qrels=OUT / "tokenized" / "train_qrels.txt",
+    log:
+        OUT / "logs" / "preprocess.log",
+    benchmark:
+        OUT / "benchmarks" / "preprocess.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        outdir=OUT / "tokenized",
+        tokenizer=config["preprocess"]["tokenizer"] or TRAIN["model"],
+        max_len=config["preprocess"]["max_seq_length"],
+        title="--use_title" if config["preprocess"]["use_title"] else "",
+        dev=lambda w: q(query_file("dev")) if "dev" in SPLITS else "''",
+        test=lambda w: q(query_file("test")) if "test" in SPLITS else "''",
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " python -m cross_encoder.preprocess --tokenizer_name {params.tokenizer:q}"
+        " --max_seq_length {params.max_len} --output_dir {params.outdir:q} {params.title}"
+        " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
+        " --train_qrels_file {input.train_qrels:q}"
+        " --dev_query_file {params.dev} --test_query_file {params.test}) > {log:q} 2>&1"

@@ -1,0 +1,36 @@
+# Rerank the top-k of each evaluation split's first-stage ranking.
+
+
+rule rerank:
+    input:
+        model=OUT / "model",
+        corpus=OUT / "tokenized" / "corpus",
+        queries=OUT / "tokenized" / "{split}_query",
+        ranking=lambda w: ranking_file(w.split),
+    output:
+        OUT / "rerank" / "{split}.scores.tsv",
+    log:
+        OUT / "logs" / "rerank_{split}.log",
+    benchmark:
+        OUT / "benchmarks" / "rerank_{split}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=config["rerank"]["nproc"] if TRAIN["use_gpu"] else 0,
+    params:
+        launcher=torch_launcher(config["rerank"]["nproc"]),
+        workdir=OUT / "rerank" / "work_{split}",
+        topk=config["rerank"]["prediction_topk"],
+        max_len=TRAIN["max_len"],
+        tokens=config["rerank"]["batch_tokens"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+        " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
+        " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
+        " --test_file {input.ranking:q} --prediction_topk {params.topk}"
+        " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
+        " --prediction_save_path {output:q} --report_to none) > {log:q} 2>&1"

@@ -1,0 +1,72 @@
+# First stage: BM25 rankings for train and evaluation queries, and hard negatives.
+# Skipped for a split when the config names the user's own ranking (first_stage.rankings)
+# and for training when it names a neg_file.
+
+
+rule bm25_index:
+    input:
+        corpus=raw_file("corpus"),
+    output:
+        directory(OUT / "first_stage" / "bm25_index"),
+    log:
+        OUT / "logs" / "bm25_index.log",
+    benchmark:
+        OUT / "benchmarks" / "bm25_index.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        k1=FIRST["bm25"]["k1"],
+        b=FIRST["bm25"]["b"],
+        stopwords=FIRST["bm25"]["stopwords"],
+        stemmer=FIRST["bm25"]["stemmer"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " python -m cross_encoder.bm25 --corpus_file {input.corpus:q} --index_dir {output:q}"
+        " --k1 {params.k1} --b {params.b} --stopwords {params.stopwords:q}"
+        " --stemmer {params.stemmer:q}) > {log:q} 2>&1"
+
+
+rule retrieve_bm25:
+    input:
+        index=OUT / "first_stage" / "bm25_index",
+        queries=lambda w: query_file(w.split),
+    output:
+        OUT / "first_stage" / "{split}.bm25.tsv",
+    log:
+        OUT / "logs" / "retrieve_bm25_{split}.log",
+    benchmark:
+        OUT / "benchmarks" / "retrieve_bm25_{split}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        depth=FIRST["depth"],
+        stemmer=FIRST["bm25"]["stemmer"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " python -m cross_encoder.bm25 --index_dir {input.index:q} --query_file {input.queries:q}"
+        " --stemmer {params.stemmer:q} --depth {params.depth}"
+        " --output_ranking {output:q}) > {log:q} 2>&1"
+
+
+rule hard_negatives:
+    input:
+        ranking=ranking_file("train"),
+        qrels=qrels_file("train"),
+    output:
+        OUT / "first_stage" / "train.negs.tsv",
+    log:
+        OUT / "logs" / "hard_negatives.log",
+    conda:
+        ENV
+    params:
+        depth=FIRST["depth"],
+    shell:
+        "python -m cross_encoder.negatives --ranking_file {input.ranking:q}"
+        " --qrels_file {input.qrels:q} --output_file {output:q} --depth {params.depth}"
+        " > {log:q} 2>&1"
