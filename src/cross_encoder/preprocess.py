@@ -81,14 +81,15 @@ def tokenize_corpus(
     writer = CollectionWriter(out_dir)
     n = 0
     try:
-        bar = tqdm(desc=f"tokenize {Path(corpus_file).name}", unit=" passages", mininterval=2)
-        for chunk in batched(iter_corpus(corpus_file), chunk_size):
-            ids = [pid for pid, _, _ in chunk]
-            texts = [passage_text(t, x, tokenizer.sep_token, use_title) for _, t, x in chunk]
-            writer.write(ids, tokenize(tokenizer, texts, max_length))
-            n += len(chunk)
-            bar.update(len(chunk))
-        bar.close()
+        with tqdm(
+            desc=f"tokenize {Path(corpus_file).name}", unit=" passages", mininterval=2
+        ) as bar:
+            for chunk in batched(iter_corpus(corpus_file), chunk_size):
+                ids = [pid for pid, _, _ in chunk]
+                texts = [passage_text(t, x, tokenizer.sep_token, use_title) for _, t, x in chunk]
+                writer.write(ids, tokenize(tokenizer, texts, max_length))
+                n += len(chunk)
+                bar.update(len(chunk))
     except BaseException:
         writer.abort()
         raise

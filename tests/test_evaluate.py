@@ -1,0 +1,49 @@
+import json
+
+from cross_encoder import evaluate
+
+
+def test_side_by_side_table_and_outputs(tmp_path, capsys):
+    qrels = tmp_path / "qrels.dev.tsv"
+    qrels.write_text("q1\ta\nq2\tb\n")  # RocketQA 2-column dev qrels
+    first = tmp_path / "dev.bm25.tsv"
+    first.write_text("q1\tx\t1\t9\nq1\ta\t2\t8\nq2\tb\t1\t5\n")
+    scores = tmp_path / "dev_rerank_score.txt"
+    scores.write_text("q1\tx\t[0.1]\nq1\ta\t[2.0]\nq2\tb\t1.0\n")  # RetroMAE's brackets too
+    out = tmp_path / "m.json"
+    rc = evaluate.main(
+        ["--score_file", str(scores), "--qrels_file", str(qrels)]
+        + ["--first_stage_file", str(first), "--output_json", str(out)]
+        + ["--metrics", "MRR@10,Recall@1", "--per_query_file", str(tmp_path / "pq.tsv")]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["runs"]["first stage"]["MRR@10"] == 0.75
+    assert res["runs"]["reranked"]["MRR@10"] == 1.0
+    assert res["runs"]["reranked"]["Recall@1"] == 1.0
+    table = capsys.readouterr().out
+    assert "first stage" in table and "reranked" in table and "MRR@10" in table
+    ranked = (tmp_path / "dev_rerank_score.txt.ranked_results").read_text().splitlines()
+    assert ranked[:2] == ["q1\ta\t1", "q1\tx\t2"]
+    pq = (tmp_path / "pq.tsv").read_text().splitlines()
+    assert pq[0] == "run\tmetric\tqid\tvalue" and len(pq) == 1 + 2 * 2 * 2
+
+
+def test_seed_command_line(tmp_path, capsys):
+    """`python test.py --score_file dev_rerank_score.txt --qrels_file qrels.dev.tsv`."""
+    qrels = tmp_path / "qrels.dev.tsv"
+    qrels.write_text("q1\ta\n")
+    scores = tmp_path / "dev_rerank_score.txt"
+    scores.write_text("q1\ta\t1.0\n")
+    assert evaluate.main(["--score_file", str(scores), "--qrels_file", str(qrels)]) == 0
+    assert "reranked" in capsys.readouterr().out
+
+
+def test_run_and_qrels_that_do_not_match(tmp_path, capsys):
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("q1\ta\n")
+    scores = tmp_path / "s.txt"
+    scores.write_text("other\ta\t1.0\n")
+    assert evaluate.main(["--score_file", str(scores), "--qrels_file", str(qrels)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {scores}: ranks none of the 1 judged queries")

@@ -1,0 +1,76 @@
+import pyarrow.parquet as pq
+import pytest
+from transformers import AutoTokenizer
+
+from cross_encoder import preprocess
+from cross_encoder.collection import TokenizedCollection
+
+
+def test_outputs_match_tokenizer(tiny_preprocessed, tiny_data, tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    corpus = TokenizedCollection.load(tiny_preprocessed / "corpus")
+    first = tiny_data["corpus"].read_text().splitlines()[0].split("\t")
+    expected = tok(f"{first[1]} [SEP] {first[2]}", add_special_tokens=False)["input_ids"][:32]
+    assert corpus.tokens(first[0]) == expected
+    table = pq.read_table(tiny_preprocessed / "corpus" / "data.parquet")
+    assert table.column_names == ["id", "input_ids"]
+    mapping = (tiny_preprocessed / "corpus" / "mapping_id.txt").read_text().splitlines()
+    assert mapping[0] == f"{first[0]}\t0"
+    for name in ("train_query", "dev_query"):
+        assert (tiny_preprocessed / name / "data.parquet").exists()
+    qrels = (tiny_preprocessed / "train_qrels.txt").read_text().splitlines()
+    assert qrels[0] == "100\t0"
+
+
+def test_empty_title_uses_text_only(tiny_preprocessed, tiny_data, tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    corpus = TokenizedCollection.load(tiny_preprocessed / "corpus")
+    second = tiny_data["corpus"].read_text().splitlines()[1].split("\t")
+    assert second[1] == ""
+    assert corpus.tokens(second[0]) == tok(second[2], add_special_tokens=False)["input_ids"]
+
+
+def test_truncates_to_max_seq_length(tmp_path, tiny_model_dir):
+    c = tmp_path / "c.tsv"
+    c.write_text("1\t\t" + " ".join(["word"] * 100) + "\n")
+    q = tmp_path / "q.tsv"
+    q.write_text("7\tword\n")
+    qr = tmp_path / "qr.tsv"
+    qr.write_text("7\t0\t1\t1\n")
+    rc = preprocess.main(
+        ["--tokenizer_name", str(tiny_model_dir), "--max_seq_length", "10"]
+        + ["--output_dir", str(tmp_path / "out"), "--corpus_file", str(c)]
+        + ["--train_query_file", str(q), "--dev_query_file", "", "--train_qrels_file", str(qr)]
+    )
+    assert rc == 0
+    assert len(TokenizedCollection.load(tmp_path / "out" / "corpus").tokens("1")) == 10
+    assert not (tmp_path / "out" / "dev_query").exists()
+
+
+def test_bad_corpus_fails_cleanly(tmp_path, tiny_model_dir, capsys):
+    c = tmp_path / "c.tsv"
+    c.write_text("1\tok\n1\tdup\n")
+    q = tmp_path / "q.tsv"
+    q.write_text("7\tword\n")
+    rc = preprocess.main(
+        ["--tokenizer_name", str(tiny_model_dir), "--output_dir", str(tmp_path / "out")]
+        + ["--corpus_file", str(c), "--train_query_file", str(q), "--dev_query_file", ""]
+        + ["--train_qrels_file", str(q)]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: {c}:2: duplicate passage id '1'"
+    assert sum(line.startswith("error:") for line in err) == 1
+    assert not (tmp_path / "out" / "corpus" / "data.parquet").exists()
+
+
+def test_missing_default_inputs(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = preprocess.main(["--tokenizer_name", str(tiny_model_dir), "--output_dir", "out"])
+    assert rc == 2
+    assert "data/corpus.tsv: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("use_title,expected", [(True, "T [SEP] x"), (False, "x")])
+def test_passage_text(use_title, expected):
+    assert preprocess.passage_text("T", "x", "[SEP]", use_title) == expected

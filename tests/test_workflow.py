@@ -1,0 +1,80 @@
+"""The real Snakemake workflow on tiny data, in a temporary working directory."""
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake_cmd, workflow_env, write_tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def smk(workdir, config, *args, check=True):
+    proc = subprocess.run(
+        snakemake_cmd(workdir, config, *args),
+        capture_output=True,
+        text=True,
+        env=workflow_env(),
+        timeout=900,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def planned_jobs(plan: str) -> set[str]:
+    """Rule names in the 'Job stats' table of a dry run."""
+    if "Job stats:" not in plan:
+        return set()
+    table = plan.split("Job stats:")[1].split("\ntotal")[0].splitlines()[3:]
+    return {line.split()[0] for line in table if line.strip()}
+
+
+def test_lint():
+    proc = subprocess.run(
+        snakemake_cmd(REPO, REPO / "config" / "config.yaml", "--lint"),
+        capture_output=True,
+        text=True,
+        env=workflow_env(),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_default_config_plans_every_stage(tmp_path):
+    proc = subprocess.run(
+        snakemake_cmd(tmp_path, REPO / "config" / "config.yaml", "-n", "eval"),
+        capture_output=True,
+        text=True,
+        env=workflow_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    for rule in ("generate_synthetic", "preprocess", "bm25_index", "train_cross_encoder"):
+        assert rule in proc.stdout
+
+
+def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
+    work = tmp_path / "work"
+    proc = smk(work, tiny_config, "eval")
+    out = work / "results" / "tiny"
+    assert "reranked" in proc.stdout and "first stage" in proc.stdout
+    metrics = json.loads((out / "eval" / "dev.metrics.json").read_text())
+    assert set(metrics["runs"]) == {"first stage", "reranked"}
+    assert (out / "model" / "model.safetensors").exists()
+    assert (out / "rerank" / "dev.scores.tsv").exists()
+    assert "SLURM_JOB_ID=none" in (out / "logs" / "preprocess.log").read_text()
+    # nothing is stale: only the table-printing target runs again
+    assert planned_jobs(smk(work, tiny_config, "-n", "eval").stdout) == {"eval"}
+    # only an evaluation setting changes: only evaluation reruns
+    config = yaml.safe_load(tiny_config.read_text())
+    config["evaluate"]["metrics"] = ["MRR@10", "nDCG@10"]
+    tiny_config.write_text(yaml.safe_dump(config))
+    assert planned_jobs(smk(work, tiny_config, "-n", "eval").stdout) == {"eval", "evaluate"}
+
+
+def test_config_typo_is_rejected(tmp_path, tiny_data, tiny_model_dir):
+    bad = write_tiny_config(tmp_path / "bad.yaml", tiny_data, tiny_model_dir, trian={"x": 1})
+    proc = smk(tmp_path / "w", bad, "-n", "eval", check=False)
+    assert proc.returncode != 0
+    assert "trian" in proc.stdout + proc.stderr
