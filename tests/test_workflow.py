@@ -5,7 +5,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import REPO, snakemake_cmd, workflow_env, write_tiny_config
 
 pytestmark = pytest.mark.slow
