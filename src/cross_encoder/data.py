@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -68,19 +70,30 @@ class PairTemplate:
         return ids, types
 
     def pad(self, pairs: Sequence[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-        """Pad built pairs to the longest one; returns model inputs."""
+        """Pad built pairs to the longest one; returns model inputs.
+
+        Built with numpy in one go (a boolean mask scatter of the concatenated ids), not one
+        tensor per pair: the per-batch Python cost stays a few microseconds per pair.
+        """
         n = len(pairs)
-        width = max(len(ids) for ids, _ in pairs)
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((n, width), dtype=torch.long)
-        types = torch.zeros((n, width), dtype=torch.long)
-        for k, (ids, tt) in enumerate(pairs):
-            input_ids[k, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention[k, : len(ids)] = 1
-            types[k, : len(tt)] = torch.tensor(tt, dtype=torch.long)
-        batch = {"input_ids": input_ids, "attention_mask": attention}
+        lens = np.fromiter((len(ids) for ids, _ in pairs), dtype=np.int64, count=n)
+        width = int(lens.max())
+        filled = np.arange(width)[None, :] < lens[:, None]
+        total = int(lens.sum())
+        input_ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        input_ids[filled] = np.fromiter(
+            itertools.chain.from_iterable(ids for ids, _ in pairs), dtype=np.int64, count=total
+        )
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(filled.astype(np.int64)),
+        }
         if self.uses_token_types:
-            batch["token_type_ids"] = types
+            types = np.zeros((n, width), dtype=np.int64)
+            types[filled] = np.fromiter(
+                itertools.chain.from_iterable(tt for _, tt in pairs), dtype=np.int64, count=total
+            )
+            batch["token_type_ids"] = torch.from_numpy(types)
         return batch
 
 

@@ -3,8 +3,10 @@
 Reference: Gao, Dai & Callan, "Rethink Training of BERT Rerankers in Multi-Stage Retrieval
 Pipeline" (ECIR 2021), as in luyug/Reranker and RetroMAE's ``cross_encoder``: the scores
 of one positive and G-1 negatives form a group, and the loss is the cross-entropy of a
-softmax over the group with the positive (index 0) as the target. sentence-transformers
-calls the same thing ``MultipleNegativesRankingLoss`` with hard negatives for cross-encoders.
+softmax over the group with the positive (index 0) as the target. In sentence-transformers
+(6.2) the same function is the cross-encoder ``ListNetLoss`` with identity activation and
+labels whose softmax is one-hot on the positive (e.g. ``[0, -1e4, ...]``); its
+``MultipleNegativesRankingLoss`` differs (in-batch negatives, sigmoid x 10 by default).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from .arguments import CrossEncoderTrainingArguments, DataArguments, ModelArguments
@@ -192,6 +193,7 @@ def predict(model, data_args, training_args, template) -> None:
     pairs = [(q, p) for q, p in pairs if q not in bad_q and p not in bad_p]
     logger.info("scoring %d pairs from %s", len(pairs), test_file)
     model.to(training_args.device)
+    start = time.perf_counter()
     scores = score_pairs(
         model,
         template,
@@ -202,8 +204,12 @@ def predict(model, data_args, training_args, template) -> None:
         max_pairs=max(training_args.per_device_eval_batch_size, 1),
         device=training_args.device,
     )
+    seconds = time.perf_counter() - start
     if scores is None:  # not rank 0
         return
+    logger.info(
+        "scored %d pairs in %.2f s (%.1f pairs/s)", len(pairs), seconds, len(pairs) / seconds
+    )
     if not np.isfinite(scores).all():
         raise RuntimeError("the model produced non-finite scores; nothing written")
     n = write_scores(
