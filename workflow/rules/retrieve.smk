@@ -70,3 +70,73 @@ rule hard_negatives:
         "python -m cross_encoder.negatives --ranking_file {input.ranking:q}"
         " --qrels_file {input.qrels:q} --output_file {output:q} --depth {params.depth}"
         " > {log:q} 2>&1"
+
+
+rule dense_index:
+    input:
+        corpus=raw_file("corpus"),
+    output:
+        directory(OUT / "first_stage" / "dense_index"),
+    log:
+        OUT / "logs" / "dense_index.log",
+    benchmark:
+        OUT / "benchmarks" / "dense_index.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        model=FIRST["dense"]["model"],
+        max_length=FIRST["dense"]["max_length"],
+        batch=FIRST["dense"]["batch_size"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
+        " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
+        " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
+
+
+rule retrieve_dense:
+    input:
+        index=OUT / "first_stage" / "dense_index",
+        queries=lambda w: query_file(w.split),
+    output:
+        OUT / "first_stage" / "{split}.dense.tsv",
+    log:
+        OUT / "logs" / "retrieve_dense_{split}.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        model=FIRST["dense"]["model"],
+        max_length=FIRST["dense"]["max_length"],
+        depth=FIRST["depth"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
+        " --model {params.model:q} --max_length {params.max_length}"
+        " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
+        " --output_ranking {output:q}) > {log:q} 2>&1"
+
+
+rule fuse_hybrid:
+    input:
+        bm25=OUT / "first_stage" / "{split}.bm25.tsv",
+        dense=OUT / "first_stage" / "{split}.dense.tsv",
+    output:
+        OUT / "first_stage" / "{split}.hybrid.tsv",
+    log:
+        OUT / "logs" / "fuse_hybrid_{split}.log",
+    conda:
+        ENV
+    params:
+        k=FIRST["hybrid"]["k"],
+        depth=FIRST["depth"],
+    shell:
+        "python -m cross_encoder.fusion --ranking {input.bm25:q} --ranking {input.dense:q}"
+        " --k {params.k} --depth {params.depth} --output_ranking {output:q} > {log:q} 2>&1"

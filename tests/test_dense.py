@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from transformers import AutoModel
+
+from cross_encoder import dense, io
+
+
+def test_top_k_equals_brute_force():
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((503, 16)).astype(np.float32)
+    queries = rng.standard_normal((7, 16)).astype(np.float32)
+    scores, idx = dense.top_k(queries, corpus, k=10, chunk_size=64)
+    brute = queries @ corpus.T
+    expect = np.argsort(-brute, axis=1)[:, :10]
+    assert (idx == expect).all()
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, expect, 1), rtol=1e-5)
+
+
+def test_encode_is_order_independent_and_normalised(tiny_model_dir):
+    model = AutoModel.from_pretrained(tiny_model_dir)
+    enc = dense.BiEncoder(str(tiny_model_dir), max_length=32, model=model)
+    texts = ["a short one", "a much longer text about foxes and rabbits by the river", "x"]
+    emb = enc.encode(texts, batch_size=2)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    single = np.stack([enc.encode([t])[0] for t in texts])
+    np.testing.assert_allclose(emb, single, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_encode_and_search(tmp_path, tiny_data, tiny_model_dir):
+    index = tmp_path / "index"
+    assert (
+        dense.main(
+            ["encode", "--model", str(tiny_model_dir), "--corpus_file", str(tiny_data["corpus"])]
+            + ["--index_dir", str(index), "--max_length", "32"]
+        )
+        == 0
+    )
+    out = tmp_path / "dev.dense.tsv"
+    assert (
+        dense.main(
+            ["search", "--model", str(tiny_model_dir), "--index_dir", str(index)]
+            + ["--query_file", str(tiny_data["dev_queries"]), "--output_ranking", str(out)]
+            + ["--depth", "5", "--max_length", "32"]
+        )
+        == 0
+    )
+    ranking = io.read_ranking(out)
+    assert len(ranking) == 8 and all(len(v) == 5 for v in ranking.values())
+    emb, pids = dense.load_index(index)
+    assert emb.shape[0] == len(pids) == 72
