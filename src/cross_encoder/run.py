@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from .arguments import CrossEncoderTrainingArguments, DataArguments, ModelArguments
@@ -57,6 +58,15 @@ def load_model(model_args: ModelArguments):
         raise InputError(name, f"cannot load model: {str(e).splitlines()[0]}") from None
 
 
+def log_peak_gpu_memory(stage: str) -> None:
+    """Log ``torch.cuda.max_memory_allocated`` of this rank (CUDA only)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak = torch.cuda.max_memory_allocated()
+        logger.info("%s peak GPU memory: %.2f GiB (rank-local)", stage, peak / 2**30)
+
+
 def _require(value: str | None, flag: str, why: str) -> str:
     if not value:
         raise InputError(None, f"{flag} is required {why}")
@@ -82,9 +92,53 @@ def check_ids(path: str, ids, collection, what: str, fatal_if_all: bool = True) 
     return missing
 
 
-def train(model_args, data_args, training_args, tokenizer, template):
-    from transformers.trainer_utils import get_last_checkpoint
+def _checkpoint_problem(path: Path, world_size: int) -> str | None:
+    """Why ``path`` cannot be resumed from (None if it can). HF writes a checkpoint's
+    ``trainer_state.json`` last, so a run killed while saving leaves it missing or cut."""
+    import json
 
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return "no complete trainer_state.json (killed while saving?)"
+    if not (any(path.glob("*.safetensors")) or any(path.glob("global_step*"))):
+        return "no model weights"
+    latest = path / "latest"
+    if latest.exists() and not (path / latest.read_text().strip()).is_dir():
+        return "DeepSpeed 'latest' names a missing folder"
+    rng = (
+        ["rng_state.pth"] if world_size == 1 else [f"rng_state_{i}.pth" for i in range(world_size)]
+    )
+    missing = [r for r in rng if not (path / r).exists()]
+    if missing:
+        logger.warning(
+            "%s lacks %s (another number of processes?): resuming without restoring those RNG "
+            "states, so dropout will not repeat an uninterrupted run exactly",
+            path,
+            ", ".join(missing),
+        )
+    return None
+
+
+def last_complete_checkpoint(output_dir: str, world_size: int = 1) -> str | None:
+    """The newest ``checkpoint-N`` in ``output_dir`` that a run can resume from; incomplete
+    ones (a run killed while saving) are skipped with a warning."""
+    import re
+
+    found = []
+    for p in Path(output_dir).iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    for _, p in sorted(found, reverse=True):
+        why = _checkpoint_problem(p, world_size)
+        if why is None:
+            return str(p)
+        logger.warning("skipping %s: %s", p, why)
+    return None
+
+
+def train(model_args, data_args, training_args, tokenizer, template):
     from .collection import TokenizedCollection
     from .data import GroupCollator, TrainDataset
     from .trainer import CrossEncoderTrainer
@@ -139,10 +193,19 @@ def train(model_args, data_args, training_args, tokenizer, template):
     if os.path.isdir(training_args.output_dir) and not getattr(
         training_args, "overwrite_output_dir", False
     ):
-        last = get_last_checkpoint(training_args.output_dir)
+        last = last_complete_checkpoint(training_args.output_dir, training_args.world_size)
         if last:
             logger.info("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=last)
+    result = trainer.train(resume_from_checkpoint=last)
+    groups_per_s = result.metrics.get("train_samples_per_second")
+    if groups_per_s:
+        logger.info(
+            "train throughput: %.1f pairs/s (%.2f groups/s of %d)",
+            groups_per_s * data_args.train_group_size,
+            groups_per_s,
+            data_args.train_group_size,
+        )
+    log_peak_gpu_memory("train")
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
@@ -171,6 +234,7 @@ def predict(model, data_args, training_args, template) -> None:
     pairs = [(q, p) for q, p in pairs if q not in bad_q and p not in bad_p]
     logger.info("scoring %d pairs from %s", len(pairs), test_file)
     model.to(training_args.device)
+    start = time.perf_counter()
     scores = score_pairs(
         model,
         template,
@@ -181,8 +245,16 @@ def predict(model, data_args, training_args, template) -> None:
         max_pairs=max(training_args.per_device_eval_batch_size, 1),
         device=training_args.device,
     )
+    elapsed = time.perf_counter() - start
+    log_peak_gpu_memory("predict")
     if scores is None:  # not rank 0
         return
+    logger.info(
+        "predict throughput: %.1f pairs/s (%d pairs in %.1f s, all ranks)",
+        len(pairs) / max(elapsed, 1e-9),
+        len(pairs),
+        elapsed,
+    )
     if not np.isfinite(scores).all():
         raise RuntimeError("the model produced non-finite scores; nothing written")
     n = write_scores(
