@@ -81,6 +81,8 @@ def score_pairs(
     rank, world = _world()
     built = [template.build(queries.tokens(q), corpus.tokens(p)) for q, p in pairs]
     lengths = [len(ids) for ids, _ in built]
+    if world > 1:  # small inputs: cap batches so that every rank gets a share
+        max_pairs = max(1, min(max_pairs, -(-len(pairs) // world)))
     batches = make_batches(lengths, max_tokens, max_pairs)[rank::world]
     model.eval()
     idx_parts: list[np.ndarray] = []
