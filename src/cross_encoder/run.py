@@ -267,6 +267,8 @@ def predict(model, data_args, training_args, template) -> None:
 @cli
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: one copy of the logs is enough
+        _quiet_non_main_rank()
     try:
         model_args, data_args, training_args = parse_args(argv)
     except ValueError as e:
@@ -279,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .data import PairTemplate
     from .preprocess import load_tokenizer
+    from .trainer import NonFiniteLossError
 
     if training_args.per_device_eval_batch_size == 8:  # HF's default is far too small here
         training_args.per_device_eval_batch_size = 256
@@ -290,14 +293,31 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, torch.get_num_threads()))
     model = None
-    if training_args.do_train:
-        model = train(model_args, data_args, training_args, tokenizer, template)
-    if training_args.do_predict:
-        if model is None:
-            model = load_model(model_args)
-        predict(model, data_args, training_args, template)
+    try:
+        if training_args.do_train:
+            model = train(model_args, data_args, training_args, tokenizer, template)
+        if training_args.do_predict:
+            if model is None:
+                model = load_model(model_args)
+            predict(model, data_args, training_args, template)
+    except NonFiniteLossError as e:
+        # No traceback: the message names the step and what to change. Under torchrun the
+        # agent then stops the other ranks.
+        logger.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     _finish_distributed()
     return 0
+
+
+def _quiet_non_main_rank() -> None:
+    import transformers
+
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("cross_encoder", "__main__"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def _finish_distributed() -> None:
