@@ -4,6 +4,7 @@ order. On CUDA out-of-memory a batch is split and retried instead of failing the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -39,15 +40,17 @@ def _world() -> tuple[int, int]:
 
 
 @torch.inference_mode()
-def _forward(model, template: PairTemplate, pairs, device) -> torch.Tensor:
+def _forward(model, template: PairTemplate, pairs, device, dtype=None) -> torch.Tensor:
     batch = {k: v.to(device, non_blocking=True) for k, v in template.pad(pairs).items()}
-    logits = model(**batch).logits
+    device_type = torch.device(device).type
+    with torch.autocast(device_type=device_type, dtype=dtype, enabled=dtype is not None):
+        logits = model(**batch).logits
     return logits.float().reshape(len(pairs), -1)[:, 0].cpu()
 
 
-def _score_batch(model, template, pairs, device) -> torch.Tensor:
+def _score_batch(model, template, pairs, device, dtype=None) -> torch.Tensor:
     try:
-        return _forward(model, template, pairs, device)
+        return _forward(model, template, pairs, device, dtype)
     except torch.cuda.OutOfMemoryError:
         if len(pairs) == 1:
             raise
@@ -56,10 +59,38 @@ def _score_batch(model, template, pairs, device) -> torch.Tensor:
         logger.warning("CUDA out of memory on %d pairs: splitting the batch", len(pairs))
         return torch.cat(
             [
-                _score_batch(model, template, pairs[:half], device),
-                _score_batch(model, template, pairs[half:], device),
+                _score_batch(model, template, pairs[:half], device, dtype),
+                _score_batch(model, template, pairs[half:], device, dtype),
             ]
         )
+
+
+def _score_head(model) -> torch.nn.Linear | None:
+    """The classifier's last linear layer (``out_features == num_labels``), if found."""
+    n = getattr(getattr(model, "config", None), "num_labels", 1)
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
+    return heads[-1] if heads else None
+
+
+@contextlib.contextmanager
+def fp32_score_head(model):
+    """Run the score head in float32 under autocast or on a half-precision model, so that
+    scores keep full resolution (fp16/bf16 logits tie: 3 significant digits or fewer)."""
+    head = _score_head(model)
+    if head is None:
+        yield
+        return
+
+    def forward(x):
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            bias = None if head.bias is None else head.bias.float()
+            return torch.nn.functional.linear(x.float(), head.weight.float(), bias)
+
+    head.forward = forward
+    try:
+        yield
+    finally:
+        del head.forward
 
 
 def score_pairs(
@@ -72,8 +103,12 @@ def score_pairs(
     max_pairs: int = 512,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    autocast_dtype: torch.dtype | None = None,
 ) -> np.ndarray | None:
     """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32.
+
+    ``autocast_dtype`` (bf16/fp16) runs the encoder under autocast; the score head always
+    runs in float32.
 
     Under ``torch.distributed`` every rank scores its share of the batches; rank 0 returns
     all scores, the other ranks return ``None``.
@@ -94,11 +129,12 @@ def score_pairs(
         disable=not progress,
         mininterval=2,
     )
-    for b in batches:
-        s = _score_batch(model, template, [built[i] for i in b], device)
-        idx_parts.append(b)
-        score_parts.append(s.numpy().astype(np.float32))
-        bar.update(len(b))
+    with fp32_score_head(model):
+        for b in batches:
+            s = _score_batch(model, template, [built[i] for i in b], device, autocast_dtype)
+            idx_parts.append(b)
+            score_parts.append(s.numpy().astype(np.float32))
+            bar.update(len(b))
     bar.close()
     idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
     sc = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)

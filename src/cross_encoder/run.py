@@ -214,6 +214,7 @@ def train(model_args, data_args, training_args, tokenizer, template):
 
 def predict(model, data_args, training_args, template) -> None:
     import numpy as np
+    import torch
 
     from .collection import TokenizedCollection
     from .io import write_scores
@@ -234,6 +235,9 @@ def predict(model, data_args, training_args, template) -> None:
     pairs = [(q, p) for q, p in pairs if q not in bad_q and p not in bad_p]
     logger.info("scoring %d pairs from %s", len(pairs), test_file)
     model.to(training_args.device)
+    autocast_dtype = None
+    if training_args.device.type == "cuda" and (training_args.bf16 or training_args.fp16):
+        autocast_dtype = torch.bfloat16 if training_args.bf16 else torch.float16
     start = time.perf_counter()
     scores = score_pairs(
         model,
@@ -244,6 +248,7 @@ def predict(model, data_args, training_args, template) -> None:
         max_tokens=training_args.prediction_batch_tokens,
         max_pairs=max(training_args.per_device_eval_batch_size, 1),
         device=training_args.device,
+        autocast_dtype=autocast_dtype,
     )
     elapsed = time.perf_counter() - start
     log_peak_gpu_memory("predict")
