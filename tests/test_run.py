@@ -178,3 +178,14 @@ def test_last_complete_checkpoint_skips_a_checkpoint_cut_by_a_kill(tmp_path, cap
     (tmp_path / "checkpoint-12").mkdir()  # killed before anything was written
     assert run.last_complete_checkpoint(str(tmp_path)) == str(good)
     assert "skipping" in caplog.text and "checkpoint-8" in caplog.text
+
+
+def test_a_bf16_checkpoint_loads_as_fp32(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from cross_encoder.arguments import ModelArguments
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    model.to(torch.bfloat16).save_pretrained(tmp_path)  # what DeepSpeed bf16 saves
+    loaded = run.load_model(ModelArguments(model_name_or_path=str(tmp_path)))
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}

@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None):
 
 
 def load_model(model_args: ModelArguments):
+    """The model in float32, whatever dtype it was saved in: transformers 5 loads a bf16
+    checkpoint (what DeepSpeed bf16 training saves) as bf16, which would make AMP training
+    update bf16 weights and CPU predict run ~6x slower. Mixed precision is autocast's job."""
+    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     name = model_args.model_name_or_path
@@ -53,6 +57,7 @@ def load_model(model_args: ModelArguments):
             cache_dir=model_args.cache_dir,
             trust_remote_code=model_args.trust_remote_code,
             use_safetensors=True,
+            dtype=torch.float32,
         )
     except OSError as e:
         raise InputError(name, f"cannot load model: {str(e).splitlines()[0]}") from None
