@@ -88,7 +88,7 @@ def test_msmarco_config_is_the_seed_recipe(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
-@pytest.mark.parametrize("flag", ["--fp16", "--bf16", "--mixed_precision=fp16"])
+@pytest.mark.parametrize("flag", ["--fp16", "--bf16", "--precision=fp16"])
 def test_half_precision_without_gpu_warns_and_uses_fp32(tmp_path, flag):
     with pytest.warns(UserWarning, match="no CUDA GPU is present: training in fp32"):
         _, _, args = parse_args(
@@ -98,17 +98,17 @@ def test_half_precision_without_gpu_warns_and_uses_fp32(tmp_path, flag):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
-def test_mixed_precision_auto_is_fp32_on_cpu(tmp_path, recwarn):
+def test_precision_auto_is_fp32_on_cpu(tmp_path, recwarn):
     _, _, args = parse_args(
-        ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--mixed_precision", "auto"]
+        ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--precision", "auto"]
     )
     assert not args.fp16 and not args.bf16
     assert not [w for w in recwarn if "fp32" in str(w.message)]
 
 
-def test_mixed_precision_contradicting_flag_is_an_error(tmp_path, capsys):
+def test_precision_contradicting_flag_is_an_error(tmp_path, capsys):
     argv = ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--do_train"]
-    assert run.main([*argv, "--bf16", "--mixed_precision", "fp16"]) == 2
+    assert run.main([*argv, "--bf16", "--precision", "fp16"]) == 2
     assert "contradicts" in capsys.readouterr().err
 
 

@@ -76,7 +76,8 @@ def disable_deepspeed_shm_comm() -> None:
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 
-MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
+# Not "mixed_precision": TrainingArguments.__post_init__ overwrites an attribute of that name.
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass
@@ -88,12 +89,12 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         default=16384,
         metadata={"help": "predict: max padded tokens per batch (length-sorted batches)"},
     )
-    mixed_precision: str | None = field(
+    precision: str | None = field(
         default=None,
         metadata={
-            "help": "auto: bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU; "
-            "bf16/fp16/no: as named. Unset: --fp16/--bf16 decide (HF behaviour)",
-            "choices": list(MIXED_PRECISION),
+            "help": "auto: bf16 on GPUs that support it, else fp16 on GPU, fp32 without one; "
+            "bf16/fp16/fp32: as named. Unset: --fp16/--bf16 decide (HF behaviour)",
+            "choices": list(PRECISIONS),
         },
     )
 
@@ -105,24 +106,24 @@ class CrossEncoderTrainingArguments(TrainingArguments):
 
         log = logging.getLogger(__name__)
         cuda = torch.cuda.is_available()
-        if self.mixed_precision is not None:
-            mp = self.mixed_precision
-            if mp not in MIXED_PRECISION:
-                raise ValueError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
+        if self.precision is not None:
+            mp = self.precision
+            if mp not in PRECISIONS:
+                raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}")
             if (self.fp16 and mp != "fp16") or (self.bf16 and mp != "bf16"):
-                raise ValueError(f"--mixed_precision {mp} contradicts --fp16/--bf16: pass one")
+                raise ValueError(f"--precision {mp} contradicts --fp16/--bf16: pass one")
             if mp == "auto":
                 if cuda:
                     bf16_ok = torch.cuda.is_bf16_supported(including_emulation=False)
                     mp = "bf16" if bf16_ok else "fp16"
                 else:
-                    mp = "no"
-                log.info("--mixed_precision auto: %s", mp if mp != "no" else "fp32 (no CUDA GPU)")
+                    mp = "fp32"
+                log.info("--precision auto: %s", mp if cuda else "fp32 (no CUDA GPU)")
             self.fp16, self.bf16 = mp == "fp16", mp == "bf16"
         elif cuda and self.fp16 and torch.cuda.is_bf16_supported(including_emulation=False):
             log.info(
                 "--fp16 on a GPU with bf16 support: keeping fp16 as asked (bf16 is less prone to "
-                "overflow; --bf16 or --mixed_precision auto would use it)"
+                "overflow; --bf16 or --precision auto would use it)"
             )
         if not cuda:
             if self.fp16 or self.bf16:
