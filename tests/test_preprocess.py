@@ -9,25 +9,28 @@ from cross_encoder.collection import TokenizedCollection
 def test_outputs_match_tokenizer(tiny_preprocessed, tiny_data, tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     corpus = TokenizedCollection.load(tiny_preprocessed / "corpus")
-    first = tiny_data["corpus"].read_text().splitlines()[0].split("\t")
+    lines = [line.split("\t") for line in tiny_data["corpus"].read_text().splitlines()]
+    first = next(cols for cols in lines if cols[1])  # a passage with a title
     expected = tok(f"{first[1]} [SEP] {first[2]}", add_special_tokens=False)["input_ids"][:32]
     assert corpus.tokens(first[0]) == expected
     table = pq.read_table(tiny_preprocessed / "corpus" / "data.parquet")
     assert table.column_names == ["id", "input_ids"]
     mapping = (tiny_preprocessed / "corpus" / "mapping_id.txt").read_text().splitlines()
-    assert mapping[0] == f"{first[0]}\t0"
+    assert mapping[0] == f"{lines[0][0]}\t0"
     for name in ("train_query", "dev_query"):
         assert (tiny_preprocessed / name / "data.parquet").exists()
     qrels = (tiny_preprocessed / "train_qrels.txt").read_text().splitlines()
-    assert qrels[0] == "100\t0"
+    raw = tiny_data["train_qrels"].read_text().splitlines()[0].split("\t")
+    assert qrels[0] == f"{raw[0]}\t{raw[2]}"
 
 
 def test_empty_title_uses_text_only(tiny_preprocessed, tiny_data, tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     corpus = TokenizedCollection.load(tiny_preprocessed / "corpus")
-    second = tiny_data["corpus"].read_text().splitlines()[1].split("\t")
-    assert second[1] == ""
-    assert corpus.tokens(second[0]) == tok(second[2], add_special_tokens=False)["input_ids"]
+    lines = [line.split("\t") for line in tiny_data["corpus"].read_text().splitlines()]
+    untitled = next(cols for cols in lines if not cols[1])
+    want = tok(untitled[2], add_special_tokens=False)["input_ids"][:32]
+    assert corpus.tokens(untitled[0]) == want
 
 
 def test_truncates_to_max_seq_length(tmp_path, tiny_model_dir):

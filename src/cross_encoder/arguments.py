@@ -64,6 +64,22 @@ class DataArguments:
                 setattr(self, f"{name}_id_file", os.path.join(folder, "mapping_id.txt"))
 
 
+def disable_deepspeed_shm_comm() -> None:
+    """Keep DeepSpeed from compiling its shared-memory CPU collective op (minutes on a small
+    machine, and a C++ toolchain needed) when it initialises on CPU: communication then falls
+    back to gloo. No environment variable turns that op off, hence the flag here. Must run
+    before DeepSpeed initialises the process group (``TrainingArguments`` does that)."""
+    try:
+        import deepspeed.ops
+    except ImportError:  # no DeepSpeed: HF will say so when it needs it
+        return
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+# Not "mixed_precision": TrainingArguments.__post_init__ overwrites an attribute of that name.
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
 @dataclass
 class CrossEncoderTrainingArguments(TrainingArguments):
     temperature: float | None = field(
@@ -77,13 +93,43 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         default=16384,
         metadata={"help": "predict: max padded tokens per batch (length-sorted batches)"},
     )
+    precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "auto: bf16 on GPUs that support it, else fp16 on GPU, fp32 without one; "
+            "bf16/fp16/fp32: as named. Unset: --fp16/--bf16 decide (HF behaviour)",
+            "choices": list(PRECISIONS),
+        },
+    )
 
     def __post_init__(self) -> None:
+        import logging
         import warnings
 
         import torch
 
-        if not torch.cuda.is_available():
+        log = logging.getLogger(__name__)
+        cuda = torch.cuda.is_available()
+        if self.precision is not None:
+            mp = self.precision
+            if mp not in PRECISIONS:
+                raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}")
+            if (self.fp16 and mp != "fp16") or (self.bf16 and mp != "bf16"):
+                raise ValueError(f"--precision {mp} contradicts --fp16/--bf16: pass one")
+            if mp == "auto":
+                if cuda:
+                    bf16_ok = torch.cuda.is_bf16_supported(including_emulation=False)
+                    mp = "bf16" if bf16_ok else "fp16"
+                else:
+                    mp = "fp32"
+                log.info("--precision auto: %s", mp if cuda else "fp32 (no CUDA GPU)")
+            self.fp16, self.bf16 = mp == "fp16", mp == "bf16"
+        elif cuda and self.fp16 and torch.cuda.is_bf16_supported(including_emulation=False):
+            log.info(
+                "--fp16 on a GPU with bf16 support: keeping fp16 as asked (bf16 is less prone to "
+                "overflow; --bf16 or --precision auto would use it)"
+            )
+        if not cuda:
             if self.fp16 or self.bf16:
                 warnings.warn(
                     "--fp16/--bf16 asked for but no CUDA GPU is present: training in fp32 "
@@ -92,4 +138,6 @@ class CrossEncoderTrainingArguments(TrainingArguments):
                 )
                 self.fp16 = self.bf16 = False
             self.use_cpu = True
+            if self.deepspeed:
+                disable_deepspeed_shm_comm()
         super().__post_init__()

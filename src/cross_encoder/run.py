@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None):
 
 
 def load_model(model_args: ModelArguments):
+    """The model in float32, whatever dtype it was saved in: transformers 5 loads a bf16
+    checkpoint (what DeepSpeed bf16 training saves) as bf16, which would make AMP training
+    update bf16 weights and CPU predict run ~6x slower. Mixed precision is autocast's job."""
+    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from .models import resolve_model
@@ -55,9 +59,19 @@ def load_model(model_args: ModelArguments):
             cache_dir=model_args.cache_dir,
             trust_remote_code=model_args.trust_remote_code,
             use_safetensors=True,
+            dtype=torch.float32,
         )
     except OSError as e:
         raise InputError(name, f"cannot load model: {str(e).splitlines()[0]}") from None
+
+
+def log_peak_gpu_memory(stage: str) -> None:
+    """Log ``torch.cuda.max_memory_allocated`` of this rank (CUDA only)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak = torch.cuda.max_memory_allocated()
+        logger.info("%s peak GPU memory: %.2f GiB (rank-local)", stage, peak / 2**30)
 
 
 def _require(value: str | None, flag: str, why: str) -> str:
@@ -85,9 +99,53 @@ def check_ids(path: str, ids, collection, what: str, fatal_if_all: bool = True) 
     return missing
 
 
-def train(model_args, data_args, training_args, tokenizer, template):
-    from transformers.trainer_utils import get_last_checkpoint
+def _checkpoint_problem(path: Path, world_size: int) -> str | None:
+    """Why ``path`` cannot be resumed from (None if it can). HF writes a checkpoint's
+    ``trainer_state.json`` last, so a run killed while saving leaves it missing or cut."""
+    import json
 
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return "no complete trainer_state.json (killed while saving?)"
+    if not (any(path.glob("*.safetensors")) or any(path.glob("global_step*"))):
+        return "no model weights"
+    latest = path / "latest"
+    if latest.exists() and not (path / latest.read_text().strip()).is_dir():
+        return "DeepSpeed 'latest' names a missing folder"
+    rng = (
+        ["rng_state.pth"] if world_size == 1 else [f"rng_state_{i}.pth" for i in range(world_size)]
+    )
+    missing = [r for r in rng if not (path / r).exists()]
+    if missing:
+        logger.warning(
+            "%s lacks %s (another number of processes?): resuming without restoring those RNG "
+            "states, so dropout will not repeat an uninterrupted run exactly",
+            path,
+            ", ".join(missing),
+        )
+    return None
+
+
+def last_complete_checkpoint(output_dir: str, world_size: int = 1) -> str | None:
+    """The newest ``checkpoint-N`` in ``output_dir`` that a run can resume from; incomplete
+    ones (a run killed while saving) are skipped with a warning."""
+    import re
+
+    found = []
+    for p in Path(output_dir).iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    for _, p in sorted(found, reverse=True):
+        why = _checkpoint_problem(p, world_size)
+        if why is None:
+            return str(p)
+        logger.warning("skipping %s: %s", p, why)
+    return None
+
+
+def train(model_args, data_args, training_args, tokenizer, template):
     from .collection import TokenizedCollection
     from .data import GroupCollator, TrainDataset
     from .trainer import CrossEncoderTrainer
@@ -142,10 +200,19 @@ def train(model_args, data_args, training_args, tokenizer, template):
     if os.path.isdir(training_args.output_dir) and not getattr(
         training_args, "overwrite_output_dir", False
     ):
-        last = get_last_checkpoint(training_args.output_dir)
+        last = last_complete_checkpoint(training_args.output_dir, training_args.world_size)
         if last:
             logger.info("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=last)
+    result = trainer.train(resume_from_checkpoint=last)
+    groups_per_s = result.metrics.get("train_samples_per_second")
+    if groups_per_s:
+        logger.info(
+            "train throughput: %.1f pairs/s (%.2f groups/s of %d)",
+            groups_per_s * data_args.train_group_size,
+            groups_per_s,
+            data_args.train_group_size,
+        )
+    log_peak_gpu_memory("train")
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
@@ -173,6 +240,7 @@ def export_model(output_dir: str, final_dir: str) -> None:
 
 def predict(model, data_args, training_args, template) -> None:
     import numpy as np
+    import torch
 
     from .collection import TokenizedCollection
     from .io import write_scores
@@ -193,6 +261,9 @@ def predict(model, data_args, training_args, template) -> None:
     pairs = [(q, p) for q, p in pairs if q not in bad_q and p not in bad_p]
     logger.info("scoring %d pairs from %s", len(pairs), test_file)
     model.to(training_args.device)
+    autocast_dtype = None
+    if training_args.device.type == "cuda" and (training_args.bf16 or training_args.fp16):
+        autocast_dtype = torch.bfloat16 if training_args.bf16 else torch.float16
     start = time.perf_counter()
     scores = score_pairs(
         model,
@@ -203,12 +274,17 @@ def predict(model, data_args, training_args, template) -> None:
         max_tokens=training_args.prediction_batch_tokens,
         max_pairs=max(training_args.per_device_eval_batch_size, 1),
         device=training_args.device,
+        autocast_dtype=autocast_dtype,
     )
-    seconds = time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    log_peak_gpu_memory("predict")
     if scores is None:  # not rank 0
         return
     logger.info(
-        "scored %d pairs in %.2f s (%.1f pairs/s)", len(pairs), seconds, len(pairs) / seconds
+        "scored %d pairs in %.2f s (%.1f pairs/s, all ranks)",
+        len(pairs),
+        elapsed,
+        len(pairs) / max(elapsed, 1e-9),
     )
     if not np.isfinite(scores).all():
         raise RuntimeError("the model produced non-finite scores; nothing written")
@@ -222,6 +298,8 @@ def predict(model, data_args, training_args, template) -> None:
 @cli
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: one copy of the logs is enough
+        _quiet_non_main_rank()
     try:
         model_args, data_args, training_args = parse_args(argv)
     except ValueError as e:
@@ -234,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .data import PairTemplate
     from .preprocess import load_tokenizer
+    from .trainer import NonFiniteLossError
 
     if training_args.per_device_eval_batch_size == 8:  # HF's default is far too small here
         training_args.per_device_eval_batch_size = 256
@@ -245,14 +324,31 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, torch.get_num_threads()))
     model = None
-    if training_args.do_train:
-        model = train(model_args, data_args, training_args, tokenizer, template)
-    if training_args.do_predict:
-        if model is None:
-            model = load_model(model_args)
-        predict(model, data_args, training_args, template)
+    try:
+        if training_args.do_train:
+            model = train(model_args, data_args, training_args, tokenizer, template)
+        if training_args.do_predict:
+            if model is None:
+                model = load_model(model_args)
+            predict(model, data_args, training_args, template)
+    except NonFiniteLossError as e:
+        # No traceback: the message names the step and what to change. Under torchrun the
+        # agent then stops the other ranks.
+        logger.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     _finish_distributed()
     return 0
+
+
+def _quiet_non_main_rank() -> None:
+    import transformers
+
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("cross_encoder", "__main__"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def _finish_distributed() -> None:

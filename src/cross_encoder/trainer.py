@@ -3,12 +3,15 @@ against a non-finite loss."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 from transformers import Trainer, TrainerCallback
 
 from .loss import grouped_softmax_loss
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -23,7 +26,9 @@ class EpochSetter(TrainerCallback):
         self.dataset = dataset
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.dataset.set_epoch(int(state.epoch or 0))
+        # state.epoch is the loop's epoch here (a resumed run loads e.g. 1.5 -> epoch 1);
+        # the epsilon guards against a float sum landing just under a whole number.
+        self.dataset.set_epoch(int((state.epoch or 0) + 1e-6))
 
 
 class CrossEncoderTrainer(Trainer):
@@ -33,6 +38,14 @@ class CrossEncoderTrainer(Trainer):
         self.temperature = temperature
         if self.train_dataset is not None and hasattr(self.train_dataset, "set_epoch"):
             self.add_callback(EpochSetter(self.train_dataset))
+            if self.args.dataloader_num_workers > 0 and self.args.dataloader_persistent_workers:
+                # Persistent workers keep the dataset copy of epoch 0: every epoch would
+                # draw the same negatives. Workers re-created per epoch see set_epoch.
+                logger.warning(
+                    "--dataloader_persistent_workers ignored: workers must see each epoch's "
+                    "new negatives"
+                )
+                self.args.dataloader_persistent_workers = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)

@@ -95,8 +95,7 @@ def torch_launcher(nproc):
 
 
 def precision_flags():
-    p = TRAIN["precision"]
-    return {"fp32": "", "fp16": "--fp16", "bf16": "--bf16"}[p]
+    return f"--precision {TRAIN['precision']}"
 
 
 def eval_targets():

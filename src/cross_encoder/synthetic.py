@@ -1,0 +1,792 @@
+"""The embedded default dataset: a small synthetic MS MARCO, generated from a seed.
+
+    python -m cross_encoder.synthetic --output_dir data/ --seed 0
+
+writes, in the RetroMAE / MS MARCO formats, ``corpus.tsv`` (``pid\\ttitle\\ttext``, some titles
+empty), ``train.query.txt`` and ``dev.query.txt`` (``qid\\ttext``), ``qrels.train.tsv``
+(``qid\\t0\\tpid\\t1``) and ``qrels.dev.tsv`` (``qid\\tpid``, as RocketQA's dev qrels), so the
+whole pipeline runs offline, in minutes on a CPU, with no user files.
+
+Design: a corpus where BM25 is imperfect but a cross-encoder can learn the difference.
+
+* Every passage is built around one *fact* of a *scene*: an animal that chased another near a
+  river, someone who gave an object to someone else, a trader who sold some goods and bought
+  others, a comparison between two people, two objects one above the other, two people who
+  reached a place one before the other. A fact assigns words (real English words, single
+  WordPiece tokens of an uncased BERT vocabulary) to the scene's roles, and may be negated.
+* Facts come in *families*: from one fact, two *axes* each either swap the words of two roles
+  (who did what to whom; which adjective goes with which noun; which number goes with which
+  goods) or negate it, giving four facts with the same bag of content words ("The brown fox
+  chased the grey rabbit near the river" / "The grey rabbit chased the brown fox near the river"
+  / "The grey fox chased the brown rabbit ..." / "The brown fox never chased ..."). BM25 (whose
+  English stopwords include ``not``) scores the four passages of a family almost alike, so it
+  ranks the relevant one at random among them (MRR@10 about 0.45), while word order and role
+  structure decide relevance.
+* Each query (a keyword statement, a wh-question that leaves one role out, or a passive
+  sentence) targets one fact of a family; a few families of the same query's family are
+  queried too, so training sees the contrasts. A query's relevant passages are all passages
+  whose fact matches the roles the query names; a query form is used only when that match is
+  exactly its target fact, so every query has exactly one answer in the corpus. A few targets
+  get a second passage stating the same fact in other words (dative shift, passive, antonym,
+  "after" for "before"): those queries have two relevant passages.
+* Passages get one to four filler sentences from templates with their own vocabulary (20-60
+  words in all) and a generic title or none; unrelated passages (cooking, weather, science)
+  are added. Pids follow a shuffled order, so ties in BM25 are broken at random.
+* Train and dev queries use the same scenes, axes and query forms but different families (no
+  fact or bag of content words is shared), so a cross-encoder fine-tuned on the train queries
+  learns the rule that decides the dev queries.
+
+Only ``random.Random(seed)`` is used and no set of strings is iterated, so the same seed and
+arguments give byte-identical files on every machine and Python version. Every file is written
+atomically (a temp file in the same directory, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from .io import InputError, PathLike, atomic_write, cli, setup_logging
+
+__all__ = [
+    "FILES",
+    "Fact",
+    "Passage",
+    "Query",
+    "SyntheticDataset",
+    "build",
+    "generate",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Keys of the dict returned by :func:`generate`, and the file names they point to.
+FILES: dict[str, str] = {
+    "corpus": "corpus.tsv",
+    "train_query": "train.query.txt",
+    "dev_query": "dev.query.txt",
+    "train_qrels": "qrels.train.tsv",
+    "dev_qrels": "qrels.dev.tsv",
+}
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+class Verb(NamedTuple):
+    base: str
+    past: str
+    participle: str
+
+
+class Comparative(NamedTuple):
+    word: str
+    opposite: str
+
+
+Word = str | Verb | Comparative
+
+# fmt: off
+POOLS: dict[str, tuple[Word, ...]] = {
+    "animal": (
+        "fox", "rabbit", "wolf", "deer", "bear", "horse", "goat", "sheep", "dog", "cat",
+        "mouse", "owl", "eagle", "duck", "goose", "cow", "pig", "lion", "tiger", "monkey",
+        "snake", "frog", "crow", "hawk",
+    ),
+    "animal_adj": (
+        "brown", "black", "white", "grey", "golden", "young", "old", "small", "big", "hungry",
+        "wild", "lazy",
+    ),
+    "animal_verb": (
+        Verb("chase", "chased", "chased"),
+        Verb("follow", "followed", "followed"),
+        Verb("bite", "bit", "bitten"),
+        Verb("watch", "watched", "watched"),
+        Verb("attack", "attacked", "attacked"),
+        Verb("push", "pushed", "pushed"),
+        Verb("kick", "kicked", "kicked"),
+        Verb("scare", "scared", "scared"),
+        Verb("hunt", "hunted", "hunted"),
+        Verb("ignore", "ignored", "ignored"),
+    ),
+    "outdoors": (
+        "river", "barn", "forest", "bridge", "meadow", "hill", "lake", "fence", "farm", "pond",
+        "road", "cave", "field", "stream", "valley", "beach",
+    ),
+    "name": (
+        "Anna", "David", "Maria", "John", "Peter", "Sarah", "Thomas", "Laura", "James", "Emma",
+        "Paul", "Lucy", "Daniel", "Helen", "Mark", "Rose", "Adam", "Alice", "George", "Julia",
+        "Frank", "Grace", "Henry", "Kate", "Oliver", "Victor", "Simon", "Ruth",
+    ),
+    "object": (
+        "book", "letter", "key", "cup", "ring", "map", "lamp", "coin", "watch", "scarf", "hat",
+        "camera", "bottle", "knife", "umbrella", "wallet", "guitar", "painting",
+    ),
+    "object_adj": (
+        "old", "new", "small", "heavy", "silver", "wooden", "blue", "green", "broken", "cheap",
+        "expensive", "tiny",
+    ),
+    "give_verb": (
+        Verb("give", "gave", "given"),
+        Verb("send", "sent", "sent"),
+        Verb("show", "showed", "shown"),
+        Verb("lend", "lent", "lent"),
+        Verb("hand", "handed", "handed"),
+        Verb("sell", "sold", "sold"),
+        Verb("throw", "threw", "thrown"),
+        Verb("bring", "brought", "brought"),
+    ),
+    "room": (
+        "kitchen", "library", "office", "hallway", "classroom", "garage", "attic", "basement",
+        "studio", "lobby", "bedroom", "cafe",
+    ),
+    "job": (
+        "farmer", "baker", "fisherman", "tailor", "potter", "carpenter", "butcher", "merchant",
+        "sailor", "shepherd", "teacher", "doctor", "nurse", "soldier",
+    ),
+    "number": (
+        "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+        "twelve", "twenty",
+    ),
+    "goods": (
+        "apples", "bottles", "blankets", "candles", "baskets", "onions", "cakes", "potatoes",
+        "tomatoes", "jars", "bananas", "eggs", "shirts", "boots", "books", "tools",
+    ),
+    "market": ("market", "harbor", "fair", "station", "square", "port", "dock", "festival"),
+    "comparative": (
+        Comparative("taller", "shorter"),
+        Comparative("older", "younger"),
+        Comparative("stronger", "weaker"),
+        Comparative("faster", "slower"),
+        Comparative("richer", "poorer"),
+        Comparative("heavier", "lighter"),
+        Comparative("louder", "quieter"),
+        Comparative("bigger", "smaller"),
+    ),
+    "group": (
+        "choir", "team", "class", "band", "crew", "family", "club", "office", "orchestra",
+        "squad",
+    ),
+    "colour": (
+        "red", "blue", "green", "yellow", "black", "white", "brown", "grey", "pink", "purple",
+        "orange",
+    ),
+    "thing": (
+        "box", "chair", "table", "shelf", "bag", "bed", "sofa", "desk", "bucket", "crate",
+        "drawer", "cabinet", "mirror", "clock", "plant", "suitcase", "piano", "blanket",
+    ),
+    "preposition": ("under", "behind", "above", "below", "inside", "beneath"),
+    "building": (
+        "station", "museum", "bakery", "church", "hospital", "school", "stadium", "castle",
+        "airport", "theatre", "bank", "hotel", "library", "cinema",
+    ),
+    "travel_verb": (
+        Verb("reach", "reached", "reached"),
+        Verb("leave", "left", "left"),
+        Verb("enter", "entered", "entered"),
+        Verb("visit", "visited", "visited"),
+        Verb("find", "found", "found"),
+    ),
+}
+# fmt: on
+
+
+def _key(word: Word) -> str:
+    """The string a fact stores for a word (a verb by its base form)."""
+    return word if isinstance(word, str) else word[0]
+
+
+_LOOKUP: dict[str, dict[str, Word]] = {
+    pool: {_key(w): w for w in words} for pool, words in POOLS.items()
+}
+
+# --------------------------------------------------------------------------- scenes
+
+NEG = "neg"  #: the axis that negates a fact; any other axis swaps the words of two roles
+Axis = str | tuple[str, str]
+
+
+@dataclass(frozen=True)
+class QueryForm:
+    """A query template; ``omit`` lists the roles it does not name."""
+
+    template: str
+    omit: tuple[str, ...] = ()
+    negated: bool = False
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    roles: tuple[tuple[str, str], ...]  # (role, pool); roles sharing a pool get distinct words
+    axes: tuple[Axis, ...]
+    passages: tuple[str, ...]
+    negated_passages: tuple[str, ...] = ()
+    paraphrases: tuple[str, ...] = ()  # the same (non-negated) fact in other words
+    queries: tuple[QueryForm, ...] = ()
+
+
+Q = QueryForm
+
+# fmt: off
+SCENES: tuple[Scene, ...] = (
+    Scene(
+        name="pursuit",
+        roles=(
+            ("agent", "animal"),
+            ("patient", "animal"),
+            ("a1", "animal_adj"),
+            ("a2", "animal_adj"),
+            ("verb", "animal_verb"),
+            ("place", "outdoors"),
+        ),
+        axes=(("agent", "patient"), ("a1", "a2"), NEG),
+        passages=(
+            "the {a1} {agent} {verb.past} the {a2} {patient} near the {place}.",
+            "near the {place}, the {a1} {agent} {verb.past} the {a2} {patient}.",
+            "one day the {a1} {agent} {verb.past} the {a2} {patient} near the {place}.",
+        ),
+        negated_passages=(
+            "the {a1} {agent} did not {verb.base} the {a2} {patient} near the {place}.",
+            "near the {place}, the {a1} {agent} never {verb.past} the {a2} {patient}.",
+        ),
+        paraphrases=(
+            "the {a2} {patient} was {verb.participle} by the {a1} {agent} near the {place}.",
+        ),
+        queries=(
+            Q("{a1} {agent} {verb.past} the {a2} {patient} near the {place}", weight=3),
+            Q("which animal {verb.past} the {a2} {patient} near the {place}?", ("a1", "agent")),
+            Q("what did the {a1} {agent} {verb.base} near the {place}?", ("a2", "patient")),
+            Q("the {a2} {patient} was {verb.participle} by the {a1} {agent} near the {place}"),
+            Q("{a1} {agent} did not {verb.base} the {a2} {patient} near the {place}", (), True, 2),
+            Q("which animal never {verb.past} the {a2} {patient} near the {place}?",
+              ("a1", "agent"), True),
+        ),
+    ),
+    Scene(
+        name="gift",
+        roles=(
+            ("giver", "name"),
+            ("receiver", "name"),
+            ("adj", "object_adj"),
+            ("obj", "object"),
+            ("verb", "give_verb"),
+            ("room", "room"),
+        ),
+        axes=(("giver", "receiver"), NEG),
+        passages=(
+            "in the {room}, {giver} {verb.past} the {adj} {obj} to {receiver}.",
+            "{giver} {verb.past} the {adj} {obj} to {receiver} in the {room}.",
+        ),
+        negated_passages=(
+            "{giver} did not {verb.base} the {adj} {obj} to {receiver} in the {room}.",
+            "in the {room}, {giver} never {verb.past} the {adj} {obj} to {receiver}.",
+        ),
+        paraphrases=("in the {room}, {giver} {verb.past} {receiver} the {adj} {obj}.",),
+        queries=(
+            Q("{giver} {verb.past} the {adj} {obj} to {receiver} in the {room}", weight=3),
+            Q("who {verb.past} the {adj} {obj} to {receiver} in the {room}?", ("giver",)),
+            Q("who did {giver} {verb.base} the {adj} {obj} to in the {room}?", ("receiver",)),
+            Q("what did {giver} {verb.base} to {receiver} in the {room}?", ("adj", "obj")),
+            Q("{giver} did not {verb.base} the {adj} {obj} to {receiver} in the {room}",
+              (), True, 2),
+            Q("who never {verb.past} the {adj} {obj} to {receiver} in the {room}?",
+              ("giver",), True),
+        ),
+    ),
+    Scene(
+        name="trade",
+        roles=(
+            ("person", "job"),
+            ("n1", "number"),
+            ("n2", "number"),
+            ("item1", "goods"),
+            ("item2", "goods"),
+            ("place", "market"),
+        ),
+        axes=(("n1", "n2"), ("item1", "item2")),
+        passages=(
+            "at the {place}, the {person} sold {n1} {item1} and bought {n2} {item2}.",
+            "the {person} sold {n1} {item1} at the {place} and bought {n2} {item2}.",
+        ),
+        paraphrases=(
+            "the {person} bought {n2} {item2} at the {place} after selling {n1} {item1}.",
+        ),
+        queries=(
+            Q("{person} sold {n1} {item1} and bought {n2} {item2} at the {place}", weight=2),
+            Q("the {person} bought {n2} {item2} at the {place}", ("n1", "item1"), weight=2),
+            Q("the {person} sold {n1} {item1} at the {place}", ("n2", "item2"), weight=2),
+            Q("who bought {n2} {item2} at the {place}?", ("person", "n1", "item1")),
+            Q("who sold {n1} {item1} at the {place}?", ("person", "n2", "item2")),
+        ),
+    ),
+    Scene(
+        name="comparison",
+        roles=(("x", "name"), ("y", "name"), ("comp", "comparative"), ("group", "group")),
+        axes=(("x", "y"), NEG),
+        passages=(
+            "in the {group}, {x} is {comp.word} than {y}.",
+            "everyone in the {group} knows that {x} is {comp.word} than {y}.",
+        ),
+        negated_passages=(
+            "in the {group}, {x} is not {comp.word} than {y}.",
+            "everyone in the {group} knows that {x} is not {comp.word} than {y}.",
+        ),
+        paraphrases=("in the {group}, {y} is {comp.opposite} than {x}.",),
+        queries=(
+            Q("{x} is {comp.word} than {y} in the {group}", weight=3),
+            Q("who is {comp.word} than {y} in the {group}?", ("x",)),
+            Q("who is {x} {comp.word} than in the {group}?", ("y",)),
+            Q("{x} is not {comp.word} than {y} in the {group}", (), True, 2),
+            Q("who is not {comp.word} than {y} in the {group}?", ("x",), True),
+        ),
+    ),
+    Scene(
+        name="position",
+        roles=(
+            ("c1", "colour"),
+            ("obj1", "thing"),
+            ("c2", "colour"),
+            ("obj2", "thing"),
+            ("prep", "preposition"),
+            ("room", "room"),
+        ),
+        axes=(("obj1", "obj2"), ("c1", "c2"), NEG),
+        passages=(
+            "in the {room}, the {c1} {obj1} is {prep} the {c2} {obj2}.",
+            "the {c1} {obj1} stands {prep} the {c2} {obj2} in the {room}.",
+        ),
+        negated_passages=(
+            "in the {room}, the {c1} {obj1} is not {prep} the {c2} {obj2}.",
+            "the {c1} {obj1} does not stand {prep} the {c2} {obj2} in the {room}.",
+        ),
+        queries=(
+            Q("the {c1} {obj1} is {prep} the {c2} {obj2} in the {room}", weight=3),
+            Q("what is {prep} the {c2} {obj2} in the {room}?", ("c1", "obj1")),
+            Q("where is the {c1} {obj1} in the {room}?", ("c2", "obj2", "prep")),
+            Q("{c1} {obj1} {prep} {c2} {obj2} {room}"),
+            Q("the {c1} {obj1} is not {prep} the {c2} {obj2} in the {room}", (), True, 2),
+            Q("what is not {prep} the {c2} {obj2} in the {room}?", ("c1", "obj1"), True),
+        ),
+    ),
+    Scene(
+        name="race",
+        roles=(("p1", "name"), ("p2", "name"), ("verb", "travel_verb"), ("place", "building")),
+        axes=(("p1", "p2"), NEG),
+        passages=(
+            "{p1} {verb.past} the {place} before {p2}.",
+            "that morning {p1} {verb.past} the {place} before {p2} did.",
+        ),
+        negated_passages=(
+            "{p1} did not {verb.base} the {place} before {p2}.",
+            "that morning {p1} never {verb.past} the {place} before {p2}.",
+        ),
+        paraphrases=("{p2} {verb.past} the {place} after {p1}.",),
+        queries=(
+            Q("{p1} {verb.past} the {place} before {p2}", weight=3),
+            Q("who {verb.past} the {place} before {p2}?", ("p1",)),
+            Q("who {verb.past} the {place} after {p1}?", ("p2",)),
+            Q("{p1} did not {verb.base} the {place} before {p2}", (), True, 2),
+            Q("who did not {verb.base} the {place} before {p2}?", ("p1",), True),
+        ),
+    ),
+)
+# fmt: on
+
+_SCENE = {s.name: s for s in SCENES}
+
+# --------------------------------------------------------------------------- fillers
+
+FILLER_WORDS: dict[str, tuple[str, ...]] = {
+    "weather": ("sunny", "cloudy", "windy", "rainy", "cold", "warm", "foggy", "quiet", "dry"),
+    "daytime": ("morning", "afternoon", "evening", "night"),
+    "month": ("january", "march", "april", "june", "july", "august", "october", "december"),
+    "season": ("spring", "summer", "autumn", "winter"),
+    "witness": ("stranger", "visitor", "traveller", "neighbour", "student", "pilgrim"),
+    "record": ("newspaper", "diary", "journal", "notebook", "chronicle", "newsletter"),
+    "duration": ("several weeks", "a whole month", "many years", "a few days", "the whole year"),
+    "mood": ("calm", "strange", "normal", "peaceful", "busy", "memorable"),
+}
+
+MIN_WORDS = 20  #: passages have at least this many words
+
+FILLERS: tuple[str, ...] = (
+    "It was a {weather} {daytime} in {month}.",
+    "People talked about it for {duration}.",
+    "A {witness} who saw it wrote a short note about it later.",
+    "The {weather} weather lasted until the end of the day.",
+    "This account comes from an old {record}.",
+    "Some details of the story may have changed over the years.",
+    "Several witnesses remembered that {daytime} clearly.",
+    "It happened during the {season} of that year.",
+    "The {daytime} had been {mood} until then.",
+    "Later, a local {record} described the event in a few lines.",
+    "Nobody could say exactly why it happened.",
+    "According to a {witness}, the whole thing took only a minute.",
+    "The {season} had been long and {weather} that year.",
+    "Everybody agreed that it was a {mood} {daytime}.",
+)
+
+TITLES: tuple[str, ...] = (
+    "Field notes",
+    "Diary entry",
+    "Local news",
+    "Short story",
+    "Daily log",
+    "Old records",
+    "Letters home",
+    "Travel journal",
+    "Weekly bulletin",
+    "Small events",
+)
+
+UNRELATED_WORDS: dict[str, tuple[str, ...]] = {
+    "dish": ("soup", "stew", "pie", "salad", "bread", "cake", "curry", "omelette"),
+    "ingredient": ("flour", "butter", "garlic", "rice", "beans", "cheese", "honey", "spinach"),
+    "spice": ("salt", "pepper", "cinnamon", "ginger", "paprika", "nutmeg"),
+    "metal": ("copper", "iron", "gold", "aluminium", "zinc", "tin"),
+    "planet": ("mars", "venus", "jupiter", "saturn", "mercury", "neptune"),
+    "sport": ("tennis", "football", "cricket", "hockey", "rugby", "golf", "swimming"),
+    "instrument": ("violin", "trumpet", "flute", "drum", "cello", "harp"),
+    "amount": ("two", "three", "four", "five", "six"),
+    "minutes": ("ten", "twenty", "thirty", "forty", "fifty"),
+}
+
+UNRELATED: tuple[str, ...] = (
+    "The {dish} is made with {ingredient}, a little {spice} and {amount} cups of water.",
+    "Bake the {dish} for {minutes} minutes and serve it with {ingredient}.",
+    "{metal} conducts heat well and is used in many kitchen pans.",
+    "The planet {planet} can sometimes be seen with the naked eye after sunset.",
+    "A {sport} match usually draws a large crowd on weekends.",
+    "Learning the {instrument} takes patience and daily practice.",
+    "Add {spice} slowly, tasting as you go, until the {dish} is ready.",
+    "Astronomers measured the orbit of {planet} with great precision.",
+    "The rules of {sport} were written down more than a century ago.",
+    "Store {ingredient} in a cool, dry cupboard away from sunlight.",
+    "The orchestra needed a new {instrument} player for the concert season.",
+    "Prices of {metal} rose sharply during the last decade.",
+)
+
+# --------------------------------------------------------------------------- data model
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One statement of a scene: a word for every role, possibly negated."""
+
+    scene: str
+    slots: tuple[tuple[str, str], ...]  # (role, word), in the scene's role order
+    negated: bool = False
+
+    def words(self) -> dict[str, str]:
+        return dict(self.slots)
+
+    def matches(self, scene: str, named: Mapping[str, str], negated: bool) -> bool:
+        """Whether a query that names ``named`` (and this polarity) is answered by this fact."""
+        if scene != self.scene or negated != self.negated:
+            return False
+        words = self.words()
+        return all(words[role] == word for role, word in named.items())
+
+
+@dataclass
+class Passage:
+    title: str
+    text: str
+    fact: Fact | None = None  # None: an unrelated passage
+    pid: str = ""
+
+
+@dataclass
+class Query:
+    text: str
+    target: Fact
+    positives: list[Passage] = field(default_factory=list)
+    qid: str = ""
+
+
+@dataclass
+class SyntheticDataset:
+    passages: list[Passage]  # in pid order
+    train: list[Query]  # in qid order
+    dev: list[Query]
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _context(scene: Scene, words: Mapping[str, str]) -> dict[str, Word]:
+    return {role: _LOOKUP[pool][words[role]] for role, pool in scene.roles}
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _fill(template: str, vocab: Mapping[str, Sequence[str]], rng: random.Random) -> str:
+    names = [n for n in vocab if "{" + n + "}" in template]
+    return template.format(**{n: rng.choice(vocab[n]) for n in names})
+
+
+def _family(scene: Scene, rng: random.Random, n_axes: int) -> list[Fact]:
+    """A fact of ``scene`` and its variants along ``n_axes`` axes (same bag of words)."""
+    words: dict[str, str] = {}
+    used: dict[str, list[str]] = {}
+    for role, pool in scene.roles:
+        taken = used.setdefault(pool, [])
+        word = _key(rng.choice([w for w in POOLS[pool] if _key(w) not in taken]))
+        taken.append(word)
+        words[role] = word
+    axes = rng.sample(scene.axes, min(n_axes, len(scene.axes)))
+    facts = []
+    for mask in range(2 ** len(axes)):
+        variant, negated = dict(words), False
+        for i, axis in enumerate(axes):
+            if mask >> i & 1:
+                if axis == NEG:
+                    negated = True
+                else:
+                    a, b = axis
+                    variant[a], variant[b] = variant[b], variant[a]
+        facts.append(Fact(scene.name, tuple((r, variant[r]) for r, _ in scene.roles), negated))
+    return facts
+
+
+def _passage_text(fact: Fact, rng: random.Random, paraphrase: bool = False) -> str:
+    scene = _SCENE[fact.scene]
+    if paraphrase:
+        templates = scene.paraphrases
+    else:
+        templates = scene.negated_passages if fact.negated else scene.passages
+    key = _sentence(rng.choice(templates).format(**_context(scene, fact.words())))
+    # one to four filler sentences, more if needed to reach MIN_WORDS
+    fillers = list(FILLERS)
+    rng.shuffle(fillers)
+    n = rng.randint(1, 4)
+    sentences = [_fill(t, FILLER_WORDS, rng) for t in fillers[:n]]
+    while len(" ".join([key, *sentences]).split()) < MIN_WORDS:
+        sentences.append(_fill(fillers[len(sentences)], FILLER_WORDS, rng))
+    sentences.insert(rng.randint(0, len(sentences)), key)
+    return " ".join(sentences)
+
+
+def _title(rng: random.Random) -> str:
+    return "" if rng.random() < 0.35 else rng.choice(TITLES)
+
+
+def _unrelated(rng: random.Random) -> Passage:
+    templates = list(UNRELATED)
+    rng.shuffle(templates)
+    n = rng.randint(2, 4)
+    sentences = [_fill(t, UNRELATED_WORDS, rng) for t in templates[:n]]
+    while len(" ".join(sentences).split()) < MIN_WORDS:
+        sentences.append(_fill(templates[len(sentences)], UNRELATED_WORDS, rng))
+    sentences += [_fill(t, FILLER_WORDS, rng) for t in rng.sample(FILLERS, rng.randint(0, 1))]
+    rng.shuffle(sentences)
+    return Passage(_title(rng), " ".join(sentences))
+
+
+def _weighted_order(forms: Sequence[QueryForm], rng: random.Random) -> list[QueryForm]:
+    """``forms`` in random order, heavier ones earlier (weighted sampling without replacement)."""
+    keyed = [(rng.random() ** (1.0 / f.weight), i) for i, f in enumerate(forms)]
+    return [forms[i] for _, i in sorted(keyed, reverse=True)]
+
+
+def _query_text(
+    target: Fact, facts_by_scene: Mapping[str, Sequence[Fact]], rng: random.Random
+) -> str:
+    """A query for ``target`` in a form whose named roles match no other fact of the corpus."""
+    scene = _SCENE[target.scene]
+    words = target.words()
+    forms = [f for f in scene.queries if f.negated == target.negated]
+    for form in _weighted_order(forms, rng):
+        named = {r: w for r, w in words.items() if r not in form.omit}
+        facts = facts_by_scene[scene.name]
+        hits = [f for f in facts if f.matches(scene.name, named, target.negated)]
+        if hits == [target]:
+            text = form.template.format(**_context(scene, words))
+            return text.lower() if rng.random() < 0.8 else _sentence(text)
+    raise AssertionError(f"no unambiguous query form for {target}")  # full forms never clash
+
+
+def build(
+    seed: int = 0,
+    n_train: int = 300,
+    n_dev: int = 100,
+    n_random_passages: int = 50,
+    queries_per_family: int = 3,
+    n_axes: int = 2,
+    two_positive_rate: float = 0.05,
+) -> SyntheticDataset:
+    """The dataset in memory; :func:`generate` writes it. See the module docstring."""
+    if n_train < 1 or n_dev < 1:
+        raise InputError(None, "--n_train and --n_dev must be >= 1")
+    if n_random_passages < 0:
+        raise InputError(None, "--n_random_passages must be >= 0")
+    if not 1 <= n_axes <= 3:
+        raise InputError(None, "--n_axes must be 1, 2 or 3")
+    family_size = 2 ** min(n_axes, min(len(s.axes) for s in SCENES))
+    if not 1 <= queries_per_family <= family_size:
+        raise InputError(None, f"--queries_per_family must be between 1 and {family_size}")
+    if not 0.0 <= two_positive_rate <= 1.0:
+        raise InputError(None, "--two_positive_rate must be between 0 and 1")
+    rng = random.Random(seed)
+
+    # 1. families of facts, distinct bags of words across the whole corpus
+    seen: set[tuple[str, ...]] = set()
+    splits: dict[str, list[tuple[list[Fact], list[Fact]]]] = {"train": [], "dev": []}
+    for split, n_queries in (("train", n_train), ("dev", n_dev)):
+        for i in range(math.ceil(n_queries / queries_per_family)):
+            for _attempt in range(1000):
+                facts = _family(rng.choice(SCENES), rng, n_axes)
+                bag = (facts[0].scene, *sorted(w for _, w in facts[0].slots))
+                if bag not in seen:
+                    break
+            else:  # pragma: no cover - the pools hold millions of combinations
+                raise InputError(None, "too many queries for the synthetic vocabulary")
+            seen.add(bag)
+            k = min(queries_per_family, n_queries - i * queries_per_family)
+            splits[split].append((facts, rng.sample(facts, k)))
+
+    # 2. passages: every fact, a paraphrase for a few queried facts, unrelated passages
+    passages: list[Passage] = []
+    by_fact: dict[Fact, list[Passage]] = {}
+    for families in splits.values():
+        for facts, targets in families:
+            for fact in facts:
+                p = Passage(_title(rng), _passage_text(fact, rng), fact)
+                passages.append(p)
+                by_fact[fact] = [p]
+            for fact in targets:
+                scene = _SCENE[fact.scene]
+                if scene.paraphrases and not fact.negated and rng.random() < two_positive_rate:
+                    p = Passage(_title(rng), _passage_text(fact, rng, paraphrase=True), fact)
+                    passages.append(p)
+                    by_fact[fact].append(p)
+    passages += [_unrelated(rng) for _ in range(n_random_passages)]
+    rng.shuffle(passages)
+    for pid, p in enumerate(passages):
+        p.pid = str(pid)
+
+    # 3. queries, in a form that has exactly one answer in the corpus
+    facts_by_scene: dict[str, list[Fact]] = {s.name: [] for s in SCENES}
+    for families in splits.values():
+        for facts, _ in families:
+            facts_by_scene[facts[0].scene].extend(facts)
+    queries: dict[str, list[Query]] = {}
+    first_qid = 1_000_000
+    for split, families in splits.items():
+        qs = [
+            Query(_query_text(t, facts_by_scene, rng), t, sorted(by_fact[t], key=_pid_order))
+            for _, targets in families
+            for t in targets
+        ]
+        rng.shuffle(qs)
+        for q in qs:
+            q.qid = str(first_qid)
+            first_qid += 1
+        queries[split] = qs
+    return SyntheticDataset(passages, queries["train"], queries["dev"])
+
+
+def _pid_order(p: Passage) -> int:
+    return int(p.pid)
+
+
+def generate(
+    output_dir: PathLike,
+    seed: int = 0,
+    n_train: int = 300,
+    n_dev: int = 100,
+    n_random_passages: int = 50,
+    queries_per_family: int = 3,
+    n_axes: int = 2,
+    two_positive_rate: float = 0.05,
+) -> dict[str, Path]:
+    """Write the synthetic dataset under ``output_dir``; return ``{key: path}`` (see :data:`FILES`).
+
+    With the defaults: about 600 passages, 300 train and 100 dev queries, 5% of them with two
+    relevant passages. The same arguments always give byte-identical files.
+    """
+    data = build(
+        seed, n_train, n_dev, n_random_passages, queries_per_family, n_axes, two_positive_rate
+    )
+    out = Path(output_dir)
+    paths = {key: out / name for key, name in FILES.items()}
+    with atomic_write(paths["corpus"]) as f:
+        for p in data.passages:
+            f.write(f"{p.pid}\t{p.title}\t{p.text}\n")
+    for split, queries in (("train", data.train), ("dev", data.dev)):
+        with atomic_write(paths[f"{split}_query"]) as f:
+            for q in queries:
+                f.write(f"{q.qid}\t{q.text}\n")
+        with atomic_write(paths[f"{split}_qrels"]) as f:
+            for q in queries:
+                for p in q.positives:
+                    # official MS MARCO train qrels have 4 columns, RocketQA's dev qrels 2
+                    row = (q.qid, "0", p.pid, "1") if split == "train" else (q.qid, p.pid)
+                    f.write("\t".join(row) + "\n")
+    logger.info(
+        "synthetic dataset (seed %d): %d passages, %d train and %d dev queries -> %s",
+        seed,
+        len(data.passages),
+        len(data.train),
+        len(data.dev),
+        out,
+    )
+    return paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m cross_encoder.synthetic",
+        description="Write the embedded synthetic dataset (MS MARCO / RetroMAE formats).",
+    )
+    p.add_argument("--output_dir", required=True, help="where to write the five files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n_train", type=int, default=300, help="number of train queries")
+    p.add_argument("--n_dev", type=int, default=100, help="number of dev queries")
+    p.add_argument("--n_random_passages", type=int, default=50, help="unrelated passages")
+    p.add_argument(
+        "--queries_per_family", type=int, default=3, help="queries per family of hard passages"
+    )
+    p.add_argument(
+        "--n_axes", type=int, default=2, help="contrast axes per family (family size 2**n_axes)"
+    )
+    p.add_argument(
+        "--two_positive_rate",
+        type=float,
+        default=0.05,
+        help="share of queries with a second relevant passage (a paraphrase)",
+    )
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    paths = generate(
+        args.output_dir,
+        seed=args.seed,
+        n_train=args.n_train,
+        n_dev=args.n_dev,
+        n_random_passages=args.n_random_passages,
+        queries_per_family=args.queries_per_family,
+        n_axes=args.n_axes,
+        two_positive_rate=args.two_positive_rate,
+    )
+    for key, path in paths.items():
+        print(f"{key}\t{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""Real multi-process runs on CPU: ``torchrun --nproc_per_node 2 -m cross_encoder.run`` with
+DeepSpeed ZeRO-2 (gloo, torch Adam, no compiled ops), sharded predict, and resuming a run
+killed with SIGKILL."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import cross_encoder
+
+pytest.importorskip("deepspeed")
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+ZERO2 = REPO / "config" / "deepspeed" / "zero2.json"
+SLOW_RUN = Path(__file__).parent / "helpers" / "slow_run.py"
+SRC = Path(cross_encoder.__file__).resolve().parents[1]
+# 16 queries / (2 ranks x 2 groups) = 4 steps an epoch, 6 epochs; checkpoints every 3
+# steps, so checkpoint-6 is in the middle of epoch 1.
+TRAIN_STEPS, SAVE_STEPS, KILL_AFTER = 24, 3, 6
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(SRC), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    e.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    return e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(nproc: int, *target: str) -> list[str]:
+    return [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nnodes", "1", "--nproc_per_node", str(nproc),
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        *target,
+    ]  # fmt: skip
+
+
+def predict_args(data: dict, pre: Path, scores: Path) -> list[str]:
+    return [
+        "--do_predict",
+        "--corpus_file", str(pre / "corpus"),
+        "--test_query_file", str(pre / "dev_query"),
+        "--test_file", str(data["test_file"]),
+        "--prediction_save_path", str(scores),
+        "--max_len", "48",
+        "--report_to", "none",
+    ]  # fmt: skip
+
+
+def train_args(model: Path, data: dict, pre: Path, out: Path) -> list[str]:
+    return [
+        "--output_dir", str(out),
+        "--model_name_or_path", str(model),
+        "--do_train",
+        "--deepspeed", str(ZERO2),
+        "--corpus_file", str(pre / "corpus"),
+        "--train_query_file", str(pre / "train_query"),
+        "--train_qrels", str(pre / "train_qrels.txt"),
+        "--neg_file", str(data["neg_file"]),
+        "--train_group_size", "4",
+        "--per_device_train_batch_size", "2",
+        "--learning_rate", "1e-2",
+        "--num_train_epochs", "6",
+        "--logging_steps", "4",
+        "--save_steps", str(SAVE_STEPS),
+        "--seed", "7",
+        "--disable_tqdm", "true",
+        *predict_args(data, pre, out / "scores.txt"),
+    ]  # fmt: skip
+
+
+def check(cmd: list[str], timeout: float = 180) -> str:
+    r = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-4000:]
+    return log
+
+
+def read_scores(path: Path) -> tuple[list[str], list[float]]:
+    pairs, scores = [], []
+    for line in path.read_text().splitlines():
+        q, p, s = line.split("\t")
+        pairs.append(f"{q}\t{p}")
+        scores.append(float(s))
+    return pairs, scores
+
+
+@pytest.fixture(scope="module")
+def zero2_run(tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path_factory):
+    """An uninterrupted 2-process ZeRO-2 training + predict run."""
+    out = tmp_path_factory.mktemp("zero2") / "run"
+    start = time.perf_counter()
+    log = check(
+        torchrun(2, "-m", "cross_encoder.run")
+        + train_args(tiny_model_dir, tiny_data, tiny_preprocessed, out)
+    )
+    print(f"2-process ZeRO-2 train+predict wall time: {time.perf_counter() - start:.1f} s")
+    return out, log
+
+
+def test_zero2_training_learns_and_saves_safetensors(zero2_run, tiny_data):
+    from transformers import AutoModelForSequenceClassification
+
+    out, log = zero2_run
+    logged = [ast.literal_eval(line) for line in log.splitlines() if line.startswith("{'loss'")]
+    losses = [float(d["loss"]) for d in logged]
+    assert len(losses) == TRAIN_STEPS // 4, log[-3000:]  # rank 0 alone logs
+    assert losses[-1] < losses[0] - 0.2, losses
+    assert (out / "model.safetensors").is_file()
+    assert not list(out.glob("pytorch_model*.bin"))
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_labels == 1
+    # ZeRO-2 checkpoints: partitioned optimizer states of both ranks, RNG state per rank
+    ckpt = out / f"checkpoint-{TRAIN_STEPS}"
+    assert (ckpt / f"global_step{TRAIN_STEPS}").is_dir()
+    assert {p.name for p in ckpt.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+    pairs, scores = read_scores(out / "scores.txt")
+    expected = [
+        "\t".join(line.split("\t")[:2]) for line in tiny_data["test_file"].read_text().splitlines()
+    ]
+    assert pairs == expected  # one file, test_file order, every pair once
+
+
+def test_two_process_predict_equals_one_process(zero2_run, tiny_data, tiny_preprocessed, tmp_path):
+    from cross_encoder import run
+
+    model = zero2_run[0]
+    one, two = tmp_path / "one.txt", tmp_path / "two.txt"
+    common = ["--model_name_or_path", str(model), "--output_dir", str(tmp_path / "o")]
+    assert run.main(common + predict_args(tiny_data, tiny_preprocessed, one)) == 0
+    log = check(
+        torchrun(2, "-m", "cross_encoder.run")
+        + common
+        + predict_args(tiny_data, tiny_preprocessed, two)
+    )
+    # both ranks scored a share (a process group was initialised), rank 0 alone wrote
+    assert "predict (rank 0)" in log and "predict (rank 1)" in log
+    assert log.count("wrote 72 scores") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.txt", "two.txt"]
+    pairs1, s1 = read_scores(one)
+    pairs2, s2 = read_scores(two)
+    assert [line.split("\t")[:2] for line in one.read_text().splitlines()] == [
+        line.split("\t")[:2] for line in two.read_text().splitlines()
+    ]
+    assert pairs1 == pairs2
+    assert max(abs(a - b) for a, b in zip(s1, s2, strict=True)) < 1e-4
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and its workers (they run in sessions of their own), by pid."""
+    import psutil
+
+    parent = psutil.Process(proc.pid)
+    procs = [parent, *parent.children(recursive=True)]
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(procs, timeout=30)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(
+    zero2_run, tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path
+):
+    out = tmp_path / "run"
+    args = train_args(tiny_model_dir, tiny_data, tiny_preprocessed, out)
+    marker = out / f"checkpoint-{KILL_AFTER}" / "trainer_state.json"
+    log_path = tmp_path / "killed.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            torchrun(2, str(SLOW_RUN), "--pause", "0.5") + args,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        try:
+            deadline = time.monotonic() + 150
+            while not marker.exists():
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint in time"
+                time.sleep(0.1)
+        finally:
+            kill_tree(proc)
+    assert not (out / "scores.txt").exists()
+    assert not (out / f"checkpoint-{TRAIN_STEPS}").exists()  # killed mid-training
+
+    log = check(torchrun(2, "-m", "cross_encoder.run") + args)
+    assert "resuming from" in log
+    resumed = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    assert resumed[-1] == TRAIN_STEPS
+    pairs_a, a = read_scores(zero2_run[0] / "scores.txt")
+    pairs_b, b = read_scores(out / "scores.txt")
+    assert pairs_a == pairs_b
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5

@@ -1,0 +1,191 @@
+"""``cross_encoder.run`` on CPU, in-process: argument handling (the seed's command line,
+precision flags), a non-finite loss, gradient checkpointing."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+
+from cross_encoder import run, trainer
+from cross_encoder.run import parse_args
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The seed README's 8-GPU command (RetroMAE examples/cross_encoder), flags verbatim; only
+# the {placeholders} are filled in.
+SEED_COMMAND = """
+--output_dir {path to save model} \\
+--model_name_or_path microsoft/deberta-v3-base \\
+--fp16 \\
+--do_train \\
+--corpus_file ./data/DebertaTokenizer_data/corpus \\
+--train_query_file ./data/DebertaTokenizer_data/train_query \\
+--train_qrels ./data/DebertaTokenizer_data/train_qrels.txt \\
+--neg_file {negative file} \\
+--max_len 200 \\
+--per_device_train_batch_size 1 \\
+--train_group_size 65 \\
+--gradient_accumulation_steps 2 \\
+--warmup_steps 1000 \\
+--weight_decay 0.01 \\
+--learning_rate 1e-5 \\
+--num_train_epochs 4 \\
+--do_predict \\
+--test_query_file ./data/DebertaTokenizer_data/dev_query \\
+--test_file {ranked results of dev queries provided by retriever} \\
+--prediction_save_path dev_rerank_score.txt \\
+--prediction_topk 300 \\
+--dataloader_num_workers 6
+"""
+
+
+def seed_argv(tmp_path: Path) -> list[str]:
+    text = (
+        SEED_COMMAND.replace("{path to save model}", str(tmp_path / "model"))
+        .replace("{negative file}", "negs.tsv")
+        .replace("{ranked results of dev queries provided by retriever}", "dev_ranking.tsv")
+    )
+    return shlex.split(text.replace("\\\n", " "))
+
+
+def test_seed_command_line_is_accepted(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # --fp16 on a CPU machine
+        model_args, data_args, args = parse_args(seed_argv(tmp_path))
+    assert model_args.model_name_or_path == "microsoft/deberta-v3-base"
+    assert (data_args.max_len, data_args.train_group_size, data_args.prediction_topk) == (
+        200,
+        65,
+        300,
+    )
+    assert data_args.corpus_id_file == "./data/DebertaTokenizer_data/corpus/mapping_id.txt"
+    assert args.do_train and args.do_predict
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (1, 2)
+    assert (args.warmup_steps, args.weight_decay, args.learning_rate) == (1000, 0.01, 1e-5)
+    assert (args.num_train_epochs, args.dataloader_num_workers) == (4, 6)
+    assert args.fp16 == torch.cuda.is_available()
+
+
+def test_msmarco_config_is_the_seed_recipe(tmp_path):
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config" / "msmarco.yaml").read_text())
+    t = cfg["train"]
+    assert t["model"] == "microsoft/deberta-v3-base"
+    assert (t["per_device_train_batch_size"], t["train_group_size"]) == (1, 65)
+    assert (t["gradient_accumulation_steps"], t["warmup_steps"]) == (2, 1000)
+    assert (t["weight_decay"], t["learning_rate"], t["num_train_epochs"]) == (0.01, 1e-5, 4)
+    assert (t["max_len"], t["nproc"], t["precision"]) == (200, 8, "fp16")
+    assert (REPO / t["deepspeed"]).is_file()
+    assert cfg["rerank"]["prediction_topk"] == 300
+    assert cfg["preprocess"]["tokenizer"] == t["model"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
+@pytest.mark.parametrize("flag", ["--fp16", "--bf16", "--precision=fp16"])
+def test_half_precision_without_gpu_warns_and_uses_fp32(tmp_path, flag):
+    with pytest.warns(UserWarning, match="no CUDA GPU is present: training in fp32"):
+        _, _, args = parse_args(
+            ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--do_train", flag]
+        )
+    assert not args.fp16 and not args.bf16 and args.use_cpu
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
+def test_precision_auto_is_fp32_on_cpu(tmp_path, recwarn):
+    _, _, args = parse_args(
+        ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--precision", "auto"]
+    )
+    assert not args.fp16 and not args.bf16
+    assert not [w for w in recwarn if "fp32" in str(w.message)]
+
+
+def test_precision_contradicting_flag_is_an_error(tmp_path, capsys):
+    argv = ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--do_train"]
+    assert run.main([*argv, "--bf16", "--precision", "fp16"]) == 2
+    assert "contradicts" in capsys.readouterr().err
+
+
+def train_argv(tiny_model_dir, tiny_data, tiny_preprocessed, out: Path) -> list[str]:
+    p = tiny_preprocessed
+    return [
+        "--output_dir", str(out),
+        "--model_name_or_path", str(tiny_model_dir),
+        "--do_train",
+        "--corpus_file", str(p / "corpus"),
+        "--train_query_file", str(p / "train_query"),
+        "--train_qrels", str(p / "train_qrels.txt"),
+        "--neg_file", str(tiny_data["neg_file"]),
+        "--train_group_size", "4",
+        "--max_len", "48",
+        "--per_device_train_batch_size", "4",
+        "--learning_rate", "1e-2",
+        "--num_train_epochs", "2",
+        "--logging_steps", "1",
+        "--save_strategy", "no",
+        "--report_to", "none",
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(
+    tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path, monkeypatch, capsys
+):
+    real = trainer.grouped_softmax_loss
+    calls = []
+
+    def nan_on_third_step(logits, group_size, temperature=None):
+        calls.append(1)
+        loss = real(logits, group_size, temperature)
+        return loss * math.nan if len(calls) == 3 else loss
+
+    monkeypatch.setattr(trainer, "grouped_softmax_loss", nan_on_third_step)
+    out = tmp_path / "out"
+    rc = run.main(train_argv(tiny_model_dir, tiny_data, tiny_preprocessed, out))
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "loss is nan at step 3" in err
+    assert not (out / "model.safetensors").exists()  # nothing saved from a broken run
+
+
+def test_gradient_checkpointing_trains(tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    argv = train_argv(tiny_model_dir, tiny_data, tiny_preprocessed, out)
+    assert run.main([*argv, "--gradient_checkpointing"]) == 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert len(losses) == 8 and all(math.isfinite(x) for x in losses)
+    assert (out / "model.safetensors").is_file()
+
+
+def test_last_complete_checkpoint_skips_a_checkpoint_cut_by_a_kill(tmp_path, caplog):
+    good = tmp_path / "checkpoint-4"
+    cut = tmp_path / "checkpoint-8"
+    for c in (good, cut):
+        c.mkdir()
+        (c / "model.safetensors").write_bytes(b"x")
+        (c / "rng_state.pth").write_bytes(b"x")
+    (good / "trainer_state.json").write_text('{"global_step": 4}')
+    (cut / "trainer_state.json").write_text('{"global_st')  # killed mid-write
+    (tmp_path / "checkpoint-12").mkdir()  # killed before anything was written
+    assert run.last_complete_checkpoint(str(tmp_path)) == str(good)
+    assert "skipping" in caplog.text and "checkpoint-8" in caplog.text
+
+
+def test_a_bf16_checkpoint_loads_as_fp32(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from cross_encoder.arguments import ModelArguments
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    model.to(torch.bfloat16).save_pretrained(tmp_path)  # what DeepSpeed bf16 saves
+    loaded = run.load_model(ModelArguments(model_name_or_path=str(tmp_path)))
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
