@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,9 +127,9 @@ POOLS: dict[str, tuple[Word, ...]] = {
         "book", "letter", "key", "cup", "ring", "map", "lamp", "coin", "watch", "scarf", "hat",
         "camera", "bottle", "knife", "umbrella", "wallet", "guitar", "painting",
     ),
-    "object_adj": (
-        "old", "new", "small", "heavy", "silver", "wooden", "blue", "green", "broken", "cheap",
-        "expensive", "tiny",
+    "person_adj": (
+        "young", "old", "tall", "tired", "angry", "happy", "quiet", "friendly", "sick", "nervous",
+        "polite", "clever", "proud", "shy",
     ),
     "give_verb": (
         Verb("give", "gave", "given"),
@@ -191,7 +190,8 @@ POOLS: dict[str, tuple[Word, ...]] = {
         Verb("leave", "left", "left"),
         Verb("enter", "entered", "entered"),
         Verb("visit", "visited", "visited"),
-        Verb("find", "found", "found"),
+        Verb("clean", "cleaned", "cleaned"),
+        Verb("paint", "painted", "painted"),
     ),
 }
 # fmt: on
@@ -273,32 +273,38 @@ SCENES: tuple[Scene, ...] = (
     Scene(
         name="gift",
         roles=(
-            ("giver", "name"),
-            ("receiver", "name"),
-            ("adj", "object_adj"),
+            ("giver", "job"),
+            ("receiver", "job"),
+            ("a1", "person_adj"),
+            ("a2", "person_adj"),
             ("obj", "object"),
             ("verb", "give_verb"),
             ("room", "room"),
         ),
-        axes=(("giver", "receiver"), NEG),
+        axes=(("giver", "receiver"), ("a1", "a2"), NEG),
         passages=(
-            "in the {room}, {giver} {verb.past} the {adj} {obj} to {receiver}.",
-            "{giver} {verb.past} the {adj} {obj} to {receiver} in the {room}.",
+            "in the {room}, the {a1} {giver} {verb.past} the {obj} to the {a2} {receiver}.",
+            "the {a1} {giver} {verb.past} the {obj} to the {a2} {receiver} in the {room}.",
         ),
         negated_passages=(
-            "{giver} did not {verb.base} the {adj} {obj} to {receiver} in the {room}.",
-            "in the {room}, {giver} never {verb.past} the {adj} {obj} to {receiver}.",
+            "the {a1} {giver} did not {verb.base} the {obj} to the {a2} {receiver} in the {room}.",
+            "in the {room}, the {a1} {giver} never {verb.past} the {obj} to the {a2} {receiver}.",
         ),
-        paraphrases=("in the {room}, {giver} {verb.past} {receiver} the {adj} {obj}.",),
+        paraphrases=(
+            "in the {room}, the {a1} {giver} {verb.past} the {a2} {receiver} the {obj}.",
+        ),
         queries=(
-            Q("{giver} {verb.past} the {adj} {obj} to {receiver} in the {room}", weight=3),
-            Q("who {verb.past} the {adj} {obj} to {receiver} in the {room}?", ("giver",)),
-            Q("who did {giver} {verb.base} the {adj} {obj} to in the {room}?", ("receiver",)),
-            Q("what did {giver} {verb.base} to {receiver} in the {room}?", ("adj", "obj")),
-            Q("{giver} did not {verb.base} the {adj} {obj} to {receiver} in the {room}",
+            Q("the {a1} {giver} {verb.past} the {obj} to the {a2} {receiver} in the {room}",
+              weight=3),
+            Q("who {verb.past} the {obj} to the {a2} {receiver} in the {room}?", ("a1", "giver")),
+            Q("who did the {a1} {giver} {verb.base} the {obj} to in the {room}?",
+              ("a2", "receiver")),
+            Q("what did the {a1} {giver} {verb.base} to the {a2} {receiver} in the {room}?",
+              ("obj",)),
+            Q("the {a1} {giver} did not {verb.base} the {obj} to the {a2} {receiver} in the {room}",
               (), True, 2),
-            Q("who never {verb.past} the {adj} {obj} to {receiver} in the {room}?",
-              ("giver",), True),
+            Q("who never {verb.past} the {obj} to the {a2} {receiver} in the {room}?",
+              ("a1", "giver"), True),
         ),
     ),
     Scene(
@@ -329,23 +335,25 @@ SCENES: tuple[Scene, ...] = (
     ),
     Scene(
         name="comparison",
-        roles=(("x", "name"), ("y", "name"), ("comp", "comparative"), ("group", "group")),
-        axes=(("x", "y"), NEG),
+        roles=(
+            ("x", "job"),
+            ("y", "job"),
+            ("a1", "person_adj"),
+            ("a2", "person_adj"),
+            ("comp", "comparative"),
+            ("group", "group"),
+        ),
+        axes=(("x", "y"), ("a1", "a2")),
         passages=(
-            "in the {group}, {x} is {comp.word} than {y}.",
-            "everyone in the {group} knows that {x} is {comp.word} than {y}.",
+            "in the {group}, the {a1} {x} is {comp.word} than the {a2} {y}.",
+            "everyone in the {group} knows that the {a1} {x} is {comp.word} than the {a2} {y}.",
         ),
-        negated_passages=(
-            "in the {group}, {x} is not {comp.word} than {y}.",
-            "everyone in the {group} knows that {x} is not {comp.word} than {y}.",
-        ),
-        paraphrases=("in the {group}, {y} is {comp.opposite} than {x}.",),
+        paraphrases=("in the {group}, the {a2} {y} is {comp.opposite} than the {a1} {x}.",),
         queries=(
-            Q("{x} is {comp.word} than {y} in the {group}", weight=3),
-            Q("who is {comp.word} than {y} in the {group}?", ("x",)),
-            Q("who is {x} {comp.word} than in the {group}?", ("y",)),
-            Q("{x} is not {comp.word} than {y} in the {group}", (), True, 2),
-            Q("who is not {comp.word} than {y} in the {group}?", ("x",), True),
+            Q("the {a1} {x} is {comp.word} than the {a2} {y} in the {group}", weight=3),
+            Q("{a1} {x} {comp.word} than {a2} {y} in the {group}"),
+            Q("who is {comp.word} than the {a2} {y} in the {group}?", ("a1", "x")),
+            Q("who is the {a1} {x} {comp.word} than in the {group}?", ("a2", "y")),
         ),
     ),
     Scene(
@@ -358,43 +366,39 @@ SCENES: tuple[Scene, ...] = (
             ("prep", "preposition"),
             ("room", "room"),
         ),
-        axes=(("obj1", "obj2"), ("c1", "c2"), NEG),
+        axes=(("obj1", "obj2"), ("c1", "c2")),
         passages=(
             "in the {room}, the {c1} {obj1} is {prep} the {c2} {obj2}.",
             "the {c1} {obj1} stands {prep} the {c2} {obj2} in the {room}.",
-        ),
-        negated_passages=(
-            "in the {room}, the {c1} {obj1} is not {prep} the {c2} {obj2}.",
-            "the {c1} {obj1} does not stand {prep} the {c2} {obj2} in the {room}.",
         ),
         queries=(
             Q("the {c1} {obj1} is {prep} the {c2} {obj2} in the {room}", weight=3),
             Q("what is {prep} the {c2} {obj2} in the {room}?", ("c1", "obj1")),
             Q("where is the {c1} {obj1} in the {room}?", ("c2", "obj2", "prep")),
             Q("{c1} {obj1} {prep} {c2} {obj2} {room}"),
-            Q("the {c1} {obj1} is not {prep} the {c2} {obj2} in the {room}", (), True, 2),
-            Q("what is not {prep} the {c2} {obj2} in the {room}?", ("c1", "obj1"), True),
         ),
     ),
     Scene(
         name="race",
-        roles=(("p1", "name"), ("p2", "name"), ("verb", "travel_verb"), ("place", "building")),
-        axes=(("p1", "p2"), NEG),
+        roles=(
+            ("p1", "name"),
+            ("p2", "name"),
+            ("verb", "travel_verb"),
+            ("place1", "building"),
+            ("place2", "building"),
+        ),
+        axes=(("p1", "p2"), ("place1", "place2")),
         passages=(
-            "{p1} {verb.past} the {place} before {p2}.",
-            "that morning {p1} {verb.past} the {place} before {p2} did.",
+            "{p1} {verb.past} the {place1} before {p2} {verb.past} the {place2}.",
+            "that morning {p1} {verb.past} the {place1}, and later {p2} {verb.past} the {place2}.",
         ),
-        negated_passages=(
-            "{p1} did not {verb.base} the {place} before {p2}.",
-            "that morning {p1} never {verb.past} the {place} before {p2}.",
-        ),
-        paraphrases=("{p2} {verb.past} the {place} after {p1}.",),
+        paraphrases=("{p2} {verb.past} the {place2} after {p1} {verb.past} the {place1}.",),
         queries=(
-            Q("{p1} {verb.past} the {place} before {p2}", weight=3),
-            Q("who {verb.past} the {place} before {p2}?", ("p1",)),
-            Q("who {verb.past} the {place} after {p1}?", ("p2",)),
-            Q("{p1} did not {verb.base} the {place} before {p2}", (), True, 2),
-            Q("who did not {verb.base} the {place} before {p2}?", ("p1",), True),
+            Q("{p1} {verb.past} the {place1} before {p2} {verb.past} the {place2}", weight=3),
+            Q("who {verb.past} the {place1} before {p2} {verb.past} the {place2}?", ("p1",)),
+            Q("who {verb.past} the {place2} after {p1} {verb.past} the {place1}?", ("p2",)),
+            Q("which place did {p1} {verb.base} before {p2} {verb.past} the {place2}?",
+              ("place1",)),
         ),
     ),
 )
@@ -415,7 +419,7 @@ FILLER_WORDS: dict[str, tuple[str, ...]] = {
     "mood": ("calm", "strange", "normal", "peaceful", "busy", "memorable"),
 }
 
-MIN_WORDS = 20  #: passages have at least this many words
+MIN_WORDS, MAX_WORDS = 20, 60  #: bounds on the number of words of a passage
 
 FILLERS: tuple[str, ...] = (
     "It was a {weather} {daytime} in {month}.",
@@ -566,13 +570,17 @@ def _passage_text(fact: Fact, rng: random.Random, paraphrase: bool = False) -> s
     else:
         templates = scene.negated_passages if fact.negated else scene.passages
     key = _sentence(rng.choice(templates).format(**_context(scene, fact.words())))
-    # one to four filler sentences, more if needed to reach MIN_WORDS
-    fillers = list(FILLERS)
-    rng.shuffle(fillers)
-    n = rng.randint(1, 4)
-    sentences = [_fill(t, FILLER_WORDS, rng) for t in fillers[:n]]
-    while len(" ".join([key, *sentences]).split()) < MIN_WORDS:
-        sentences.append(_fill(fillers[len(sentences)], FILLER_WORDS, rng))
+    # one to four filler sentences, within MIN_WORDS..MAX_WORDS words in all
+    fillers = [_fill(t, FILLER_WORDS, rng) for t in rng.sample(FILLERS, len(FILLERS))]
+    target = rng.randint(1, 4)
+    sentences: list[str] = []
+    n_words = len(key.split())
+    for filler in fillers:
+        n = len(filler.split())
+        if n_words + n > MAX_WORDS or (len(sentences) >= target and n_words >= MIN_WORDS):
+            break
+        sentences.append(filler)
+        n_words += n
     sentences.insert(rng.randint(0, len(sentences)), key)
     return " ".join(sentences)
 
@@ -588,7 +596,6 @@ def _unrelated(rng: random.Random) -> Passage:
     sentences = [_fill(t, UNRELATED_WORDS, rng) for t in templates[:n]]
     while len(" ".join(sentences).split()) < MIN_WORDS:
         sentences.append(_fill(templates[len(sentences)], UNRELATED_WORDS, rng))
-    sentences += [_fill(t, FILLER_WORDS, rng) for t in rng.sample(FILLERS, rng.randint(0, 1))]
     rng.shuffle(sentences)
     return Passage(_title(rng), " ".join(sentences))
 
@@ -632,9 +639,8 @@ def build(
         raise InputError(None, "--n_random_passages must be >= 0")
     if not 1 <= n_axes <= 3:
         raise InputError(None, "--n_axes must be 1, 2 or 3")
-    family_size = 2 ** min(n_axes, min(len(s.axes) for s in SCENES))
-    if not 1 <= queries_per_family <= family_size:
-        raise InputError(None, f"--queries_per_family must be between 1 and {family_size}")
+    if not 1 <= queries_per_family <= 2**n_axes:
+        raise InputError(None, f"--queries_per_family must be between 1 and {2**n_axes}")
     if not 0.0 <= two_positive_rate <= 1.0:
         raise InputError(None, "--two_positive_rate must be between 0 and 1")
     rng = random.Random(seed)
@@ -643,7 +649,8 @@ def build(
     seen: set[tuple[str, ...]] = set()
     splits: dict[str, list[tuple[list[Fact], list[Fact]]]] = {"train": [], "dev": []}
     for split, n_queries in (("train", n_train), ("dev", n_dev)):
-        for i in range(math.ceil(n_queries / queries_per_family)):
+        remaining = n_queries
+        while remaining:
             for _attempt in range(1000):
                 facts = _family(rng.choice(SCENES), rng, n_axes)
                 bag = (facts[0].scene, *sorted(w for _, w in facts[0].slots))
@@ -652,8 +659,9 @@ def build(
             else:  # pragma: no cover - the pools hold millions of combinations
                 raise InputError(None, "too many queries for the synthetic vocabulary")
             seen.add(bag)
-            k = min(queries_per_family, n_queries - i * queries_per_family)
+            k = min(queries_per_family, len(facts), remaining)
             splits[split].append((facts, rng.sample(facts, k)))
+            remaining -= k
 
     # 2. passages: every fact, a paraphrase for a few queried facts, unrelated passages
     passages: list[Passage] = []
