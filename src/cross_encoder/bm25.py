@@ -24,8 +24,7 @@ from .io import (
     atomic_write,
     cli,
     iter_corpus,
-    positives,
-    read_qrels,
+    read_positives,
     read_queries,
     setup_logging,
     write_neg_file,
@@ -71,18 +70,18 @@ def build_index(
         token_ids.extend(np.asarray(x, dtype=np.int32) for x in ids)
         chunk.clear()
 
-    bar = tqdm(desc="bm25 tokenize", unit=" passages", mininterval=2)
-    for pid, title, text in iter_corpus(corpus_file):
-        pids.append(pid)
-        chunk.append(f"{title} {text}".strip())
-        if len(chunk) >= chunk_size:
+    # ``with``: the bar is closed before an input error is printed, not after it
+    with tqdm(desc="bm25 tokenize", unit=" passages", mininterval=2) as bar:
+        for pid, title, text in iter_corpus(corpus_file):
+            pids.append(pid)
+            chunk.append(f"{title} {text}".strip())
+            if len(chunk) >= chunk_size:
+                flush()
+                bar.update(chunk_size)
+        n_last = len(chunk)
+        if chunk:
             flush()
-            bar.update(chunk_size)
-    n_last = len(chunk)
-    if chunk:
-        flush()
-    bar.update(n_last)
-    bar.close()
+        bar.update(n_last)
     retriever = bm25s.BM25(k1=k1, b=b)
     retriever.index(Tokenized(ids=token_ids, vocab=tokenizer.get_vocab_dict()), show_progress=False)
     return retriever, tokenizer, pids
@@ -169,6 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(None, "--output_neg_file needs --qrels_file")
     stop = args.stopwords or None
     stem = args.stemmer or None
+    # Read the small inputs before the (long) indexing, so that a bad query or qrels file
+    # fails at once and leaves no index or ranking behind.
+    queries = read_queries(args.query_file) if args.query_file else None
+    pos: dict[str, list[str]] = {}
+    if args.output_neg_file:
+        if queries is None:
+            raise InputError(None, "--output_neg_file needs --query_file")
+        pos = read_positives(args.qrels_file)
+        check_qrels_ids(args.qrels_file, pos, queries, args.query_file)
     if args.index_dir and Path(args.index_dir, "pids.txt").exists():
         retriever, tokenizer, pids = load_index(args.index_dir, stem)
     else:
@@ -178,29 +186,47 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("indexed %d passages", len(pids))
         if args.index_dir:
             save_index(retriever, tokenizer, pids, args.index_dir)
-    if not args.query_file:
+    if queries is None:
         return 0
-    queries = read_queries(args.query_file)
+    if pos:
+        judged = {p for ps in pos.values() for p in ps}
+        missing = judged.difference(pids)
+        if missing:
+            logger.warning(
+                "%s: %d of %d judged passages are not in the corpus",
+                args.qrels_file,
+                len(missing),
+                len(judged),
+            )
     ranking = search(retriever, tokenizer, pids, queries, args.depth)
     if args.output_neg_file:
-        pos = positives(read_qrels(args.qrels_file))
-        unknown = [q for q in pos if q not in queries]
-        if len(unknown) == len(pos):
-            raise InputError(args.qrels_file, "none of its queries are in " + args.query_file)
-        if unknown:
-            logger.warning(
-                "%s: %d of %d judged queries are not in %s",
-                args.qrels_file,
-                len(unknown),
-                len(pos),
-                args.query_file,
-            )
         ranked = {q: [p for p, _ in v] for q, v in ranking.items()}
         write_neg_file(args.output_neg_file, hard_negatives(ranked, pos))
     if args.output_ranking:
         write_ranking(args.output_ranking, ranking)
     logger.info("retrieved for %d queries", len(ranking))
     return 0
+
+
+def check_qrels_ids(
+    qrels_file: str, pos: dict[str, list[str]], queries: dict[str, str], query_file: str
+) -> None:
+    """Error when no judged query is in the query file, warn with counts when some are not."""
+    unknown = [q for q in pos if q not in queries]
+    if len(unknown) == len(pos):
+        raise InputError(
+            qrels_file,
+            f"none of its {len(pos)} judged queries are in {query_file} (e.g. {unknown[0]!r}); "
+            "check that qrels and queries belong together",
+        )
+    if unknown:
+        logger.warning(
+            "%s: %d of %d judged queries are not in %s; they get no negatives",
+            qrels_file,
+            len(unknown),
+            len(pos),
+            query_file,
+        )
 
 
 if __name__ == "__main__":
