@@ -233,16 +233,19 @@ def test_bad_content(cli, key, content, pattern, files, ctx, capsys):
     assert_clean_failure(rc, capsys, outputs, files[key], pattern)
 
 
-def test_missing_tokenized_folder(files, ctx, capsys, tmp_path, tiny_preprocessed):
+@pytest.mark.parametrize("case", ["no_folder", "empty_folder"])
+def test_missing_tokenized_folder(case, files, capsys, tmp_path, tiny_model_dir, tiny_preprocessed):
     """run with a tokenized folder that preprocess never wrote: say to run preprocess."""
-    empty = tmp_path / "nothing_here"
-    empty.mkdir()
-    argv = ["--model_name_or_path", "x", "--output_dir", str(tmp_path / "w"), "--do_predict"]
-    argv += ["--corpus_file", str(tmp_path / "nope"), "--test_query_file", str(empty)]
-    argv += ["--test_file", str(files["ranking"]), "--report_to", "none"]
-    assert run.main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "no such file" in err or "not a" in err or "cannot load" in err, err
+    corpus = tmp_path / "tok" / "corpus"
+    if case == "empty_folder":
+        corpus.mkdir(parents=True)
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--output_dir", str(tmp_path / "w")]
+    argv += ["--do_predict", "--corpus_file", str(corpus), "--report_to", "none"]
+    argv += ["--test_query_file", str(tiny_preprocessed / "dev_query")]
+    argv += ["--test_file", str(files["ranking"]), "--prediction_save_path", str(tmp_path / "s")]
+    rc = run.main(argv)
+    pattern = "no such file or folder" if case == "no_folder" else "run `python -m cross_encoder"
+    assert_clean_failure(rc, capsys, [tmp_path / "s"], corpus, pattern)
 
 
 # --------------------------------------------------------------------------- normal subsets
