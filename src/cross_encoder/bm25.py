@@ -13,7 +13,9 @@ saved once and reused by later calls (train and dev share it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +25,12 @@ from .io import (
     InputError,
     atomic_write,
     cli,
+    format_score,
     iter_corpus,
     read_positives,
     read_queries,
     setup_logging,
-    write_neg_file,
-    write_ranking,
 )
-from .negatives import hard_negatives
 
 logger = logging.getLogger(__name__)
 
@@ -114,21 +114,22 @@ def load_index(index_dir: str | Path, stem_language: str | None = "english"):
     return retriever, tokenizer, pids
 
 
-def search(
+def iter_search(
     retriever,
     tokenizer,
     pids: list[str],
     queries: dict[str, str],
     depth: int,
     batch_size: int = 1000,
-) -> dict[str, list[tuple[str, float]]]:
-    """``qid -> [(pid, score), ...]`` best first, at most ``depth`` (and only score > 0)."""
+) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """``(qid, [(pid, score), ...])`` per query in query-file order, best first, at most
+    ``depth`` (and only score > 0). Batches of queries, so memory does not grow with the
+    number of queries (800k MS MARCO train queries x depth 200 would not fit as a dict)."""
     from bm25s.tokenization import Tokenized
 
     k = min(depth, len(pids))
     qids = list(queries)
     vocab = tokenizer.get_vocab_dict()
-    out: dict[str, list[tuple[str, float]]] = {}
     for start in tqdm(range(0, len(qids), batch_size), desc="bm25 retrieve", mininterval=2):
         batch = qids[start : start + batch_size]
         ids = tokenizer.tokenize(
@@ -138,8 +139,19 @@ def search(
             Tokenized(ids=ids, vocab=vocab), k=k, show_progress=False, n_threads=1
         )
         for q, d, s in zip(batch, docs, scores, strict=True):
-            out[q] = [(pids[int(i)], float(v)) for i, v in zip(d, s, strict=True) if v > 0]
-    return out
+            yield q, [(pids[int(i)], float(v)) for i, v in zip(d, s, strict=True) if v > 0]
+
+
+def search(
+    retriever,
+    tokenizer,
+    pids: list[str],
+    queries: dict[str, str],
+    depth: int,
+    batch_size: int = 1000,
+) -> dict[str, list[tuple[str, float]]]:
+    """``qid -> [(pid, score), ...]`` best first, at most ``depth`` (and only score > 0)."""
+    return dict(iter_search(retriever, tokenizer, pids, queries, depth, batch_size))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,13 +210,28 @@ def main(argv: list[str] | None = None) -> int:
                 len(missing),
                 len(judged),
             )
-    ranking = search(retriever, tokenizer, pids, queries, args.depth)
-    if args.output_neg_file:
-        ranked = {q: [p for p, _ in v] for q, v in ranking.items()}
-        write_neg_file(args.output_neg_file, hard_negatives(ranked, pos))
-    if args.output_ranking:
-        write_ranking(args.output_ranking, ranking)
-    logger.info("retrieved for %d queries", len(ranking))
+    # Streamed: each batch of queries is written as it is retrieved (atomically, as a whole).
+    n = 0
+    with contextlib.ExitStack() as stack:
+        ranking_f = (
+            stack.enter_context(atomic_write(args.output_ranking)) if args.output_ranking else None
+        )
+        neg_f = (
+            stack.enter_context(atomic_write(args.output_neg_file))
+            if args.output_neg_file
+            else None
+        )
+        for qid, ranked in iter_search(retriever, tokenizer, pids, queries, args.depth):
+            n += 1
+            if ranking_f is not None:
+                for rank, (pid, score) in enumerate(ranked, start=1):
+                    ranking_f.write(f"{qid}\t{pid}\t{rank}\t{format_score(score)}\n")
+            if neg_f is not None and qid in pos:
+                exclude = set(pos[qid])
+                negs = [p for p, _ in ranked if p not in exclude]
+                if negs:
+                    neg_f.write(f"{qid}\t{','.join(negs)}\n")
+    logger.info("retrieved for %d queries", n)
     return 0
 
 
