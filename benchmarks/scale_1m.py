@@ -93,8 +93,16 @@ def timed(name: str, cmd: list[str], log: Path) -> dict[str, float]:
     if proc.returncode != 0:
         sys.exit(f"{name} failed (exit {proc.returncode}); see {log}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-    result = {"wall_s": round(wall, 1), "peak_rss_gb": round(rss_kb / 1e6, 2)}
-    print(f"{name:<22} {result['wall_s']:>8.1f} s  {result['peak_rss_gb']:>6.2f} GB peak RSS")
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+    result = {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),  # user + system: what the step costs on a machine of its own
+        "peak_rss_gb": round(rss_kb / 1e6, 2),
+    }
+    print(
+        f"{name:<22} {result['wall_s']:>8.1f} s wall {result['cpu_s']:>8.1f} s CPU "
+        f"{result['peak_rss_gb']:>6.2f} GB peak RSS"
+    )
     return result
 
 
