@@ -156,7 +156,7 @@ def check_qrels_pids(qrels_file: str, pos: dict[str, list[str]], pids: set[str])
         )
     if missing:
         logger.warning(
-            "%s: %d of %d judged passages are not in the corpus; they are skipped",
+            "%s: %d of %d judged passages are not in the corpus; left out of train_qrels.txt",
             qrels_file,
             len(missing),
             len(judged),
@@ -225,8 +225,12 @@ def main(argv: list[str] | None = None) -> int:
             args.chunk_size,
         )
         logger.info("corpus: %d passages", len(pids))
-        check_qrels_pids(args.train_qrels_file, pos, set(pids))
+        pid_set = set(pids)
         del pids
+        check_qrels_pids(args.train_qrels_file, pos, pid_set)
+        pos = {q: [p for p in ps if p in pid_set] for q, ps in pos.items()}
+        pos = {q: ps for q, ps in pos.items() if ps}
+        del pid_set
         for name, path in query_files.items():
             tokenize_queries(path, stage / name, tok, args.max_seq_length, queries[name])
             logger.info("%s: %d queries", name, len(queries[name]))
