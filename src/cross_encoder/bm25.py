@@ -13,7 +13,9 @@ saved once and reused by later calls (train and dev share it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +25,12 @@ from .io import (
     InputError,
     atomic_write,
     cli,
+    format_score,
     iter_corpus,
-    positives,
-    read_qrels,
+    read_positives,
     read_queries,
     setup_logging,
-    write_neg_file,
-    write_ranking,
 )
-from .negatives import hard_negatives
 
 logger = logging.getLogger(__name__)
 
@@ -71,18 +70,18 @@ def build_index(
         token_ids.extend(np.asarray(x, dtype=np.int32) for x in ids)
         chunk.clear()
 
-    bar = tqdm(desc="bm25 tokenize", unit=" passages", mininterval=2)
-    for pid, title, text in iter_corpus(corpus_file):
-        pids.append(pid)
-        chunk.append(f"{title} {text}".strip())
-        if len(chunk) >= chunk_size:
+    # ``with``: the bar is closed before an input error is printed, not after it
+    with tqdm(desc="bm25 tokenize", unit=" passages", mininterval=2) as bar:
+        for pid, title, text in iter_corpus(corpus_file):
+            pids.append(pid)
+            chunk.append(f"{title} {text}".strip())
+            if len(chunk) >= chunk_size:
+                flush()
+                bar.update(chunk_size)
+        n_last = len(chunk)
+        if chunk:
             flush()
-            bar.update(chunk_size)
-    n_last = len(chunk)
-    if chunk:
-        flush()
-    bar.update(n_last)
-    bar.close()
+        bar.update(n_last)
     retriever = bm25s.BM25(k1=k1, b=b)
     retriever.index(Tokenized(ids=token_ids, vocab=tokenizer.get_vocab_dict()), show_progress=False)
     return retriever, tokenizer, pids
@@ -115,21 +114,22 @@ def load_index(index_dir: str | Path, stem_language: str | None = "english"):
     return retriever, tokenizer, pids
 
 
-def search(
+def iter_search(
     retriever,
     tokenizer,
     pids: list[str],
     queries: dict[str, str],
     depth: int,
     batch_size: int = 1000,
-) -> dict[str, list[tuple[str, float]]]:
-    """``qid -> [(pid, score), ...]`` best first, at most ``depth`` (and only score > 0)."""
+) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """``(qid, [(pid, score), ...])`` per query in query-file order, best first, at most
+    ``depth`` (and only score > 0). Batches of queries, so memory does not grow with the
+    number of queries (800k MS MARCO train queries x depth 200 would not fit as a dict)."""
     from bm25s.tokenization import Tokenized
 
     k = min(depth, len(pids))
     qids = list(queries)
     vocab = tokenizer.get_vocab_dict()
-    out: dict[str, list[tuple[str, float]]] = {}
     for start in tqdm(range(0, len(qids), batch_size), desc="bm25 retrieve", mininterval=2):
         batch = qids[start : start + batch_size]
         ids = tokenizer.tokenize(
@@ -139,8 +139,19 @@ def search(
             Tokenized(ids=ids, vocab=vocab), k=k, show_progress=False, n_threads=1
         )
         for q, d, s in zip(batch, docs, scores, strict=True):
-            out[q] = [(pids[int(i)], float(v)) for i, v in zip(d, s, strict=True) if v > 0]
-    return out
+            yield q, [(pids[int(i)], float(v)) for i, v in zip(d, s, strict=True) if v > 0]
+
+
+def search(
+    retriever,
+    tokenizer,
+    pids: list[str],
+    queries: dict[str, str],
+    depth: int,
+    batch_size: int = 1000,
+) -> dict[str, list[tuple[str, float]]]:
+    """``qid -> [(pid, score), ...]`` best first, at most ``depth`` (and only score > 0)."""
+    return dict(iter_search(retriever, tokenizer, pids, queries, depth, batch_size))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(None, "--output_neg_file needs --qrels_file")
     stop = args.stopwords or None
     stem = args.stemmer or None
+    # Read the small inputs before the (long) indexing, so that a bad query or qrels file
+    # fails at once and leaves no index or ranking behind.
+    queries = read_queries(args.query_file) if args.query_file else None
+    pos: dict[str, list[str]] = {}
+    if args.output_neg_file:
+        if queries is None:
+            raise InputError(None, "--output_neg_file needs --query_file")
+        pos = read_positives(args.qrels_file)
+        check_qrels_ids(args.qrels_file, pos, queries, args.query_file)
     if args.index_dir and Path(args.index_dir, "pids.txt").exists():
         retriever, tokenizer, pids = load_index(args.index_dir, stem)
     else:
@@ -178,29 +198,62 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("indexed %d passages", len(pids))
         if args.index_dir:
             save_index(retriever, tokenizer, pids, args.index_dir)
-    if not args.query_file:
+    if queries is None:
         return 0
-    queries = read_queries(args.query_file)
-    ranking = search(retriever, tokenizer, pids, queries, args.depth)
-    if args.output_neg_file:
-        pos = positives(read_qrels(args.qrels_file))
-        unknown = [q for q in pos if q not in queries]
-        if len(unknown) == len(pos):
-            raise InputError(args.qrels_file, "none of its queries are in " + args.query_file)
-        if unknown:
+    if pos:
+        judged = {p for ps in pos.values() for p in ps}
+        missing = judged.difference(pids)
+        if missing:
             logger.warning(
-                "%s: %d of %d judged queries are not in %s",
+                "%s: %d of %d judged passages are not in the corpus",
                 args.qrels_file,
-                len(unknown),
-                len(pos),
-                args.query_file,
+                len(missing),
+                len(judged),
             )
-        ranked = {q: [p for p, _ in v] for q, v in ranking.items()}
-        write_neg_file(args.output_neg_file, hard_negatives(ranked, pos))
-    if args.output_ranking:
-        write_ranking(args.output_ranking, ranking)
-    logger.info("retrieved for %d queries", len(ranking))
+    # Streamed: each batch of queries is written as it is retrieved (atomically, as a whole).
+    n = 0
+    with contextlib.ExitStack() as stack:
+        ranking_f = (
+            stack.enter_context(atomic_write(args.output_ranking)) if args.output_ranking else None
+        )
+        neg_f = (
+            stack.enter_context(atomic_write(args.output_neg_file))
+            if args.output_neg_file
+            else None
+        )
+        for qid, ranked in iter_search(retriever, tokenizer, pids, queries, args.depth):
+            n += 1
+            if ranking_f is not None:
+                for rank, (pid, score) in enumerate(ranked, start=1):
+                    ranking_f.write(f"{qid}\t{pid}\t{rank}\t{format_score(score)}\n")
+            if neg_f is not None and qid in pos:
+                exclude = set(pos[qid])
+                negs = [p for p, _ in ranked if p not in exclude]
+                if negs:
+                    neg_f.write(f"{qid}\t{','.join(negs)}\n")
+    logger.info("retrieved for %d queries", n)
     return 0
+
+
+def check_qrels_ids(
+    qrels_file: str, pos: dict[str, list[str]], queries: dict[str, str], query_file: str
+) -> None:
+    """Error when no judged query is in the query file, warn with counts when some are not."""
+    unknown = [q for q in pos if q not in queries]
+    if len(unknown) == len(pos):
+        raise InputError(
+            qrels_file,
+            f"none of its {len(pos)} judged queries are in {query_file} (e.g. {unknown[0]!r}); "
+            "check that qrels and queries belong together",
+        )
+    if unknown:
+        logger.warning(
+            "%s: %d of %d judged queries are not in %s; they get no negatives",
+            qrels_file,
+            len(unknown),
+            len(pos),
+            query_file,
+        )
 
 
 if __name__ == "__main__":

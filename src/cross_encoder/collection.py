@@ -102,7 +102,14 @@ class CollectionWriter:
         self._writer.write_batch(batch)
         self._ids.extend(ids)
 
+    @property
+    def ids(self) -> list[str]:
+        """Ids written so far, in row order."""
+        return self._ids
+
     def close(self) -> None:
+        """Finish: ``mapping_id.txt`` first, then ``data.parquet`` is renamed into place as the
+        last step, so a folder is complete exactly when it has ``data.parquet``."""
         self._writer.close()
         with atomic_write(self.out_dir / MAPPING_FILE) as f:
             for row, i in enumerate(self._ids):

@@ -31,20 +31,24 @@ def load_run(path: str) -> dict[str, list[str]]:
     return order_run(read_scores(path))
 
 
-def check_overlap(run_path: str, ranking: dict, qrels: dict) -> None:
+def check_overlap(run_path: str, ranking: dict, qrels: dict, qrels_path: str = "qrels") -> None:
     judged = {q for q, d in qrels.items() if any(r > 0 for r in d.values())}
+    if not judged:
+        raise InputError(qrels_path, "has no positive judgement (relevance > 0)")
     hit = judged & set(ranking)
     if not hit:
         raise InputError(
             run_path,
-            f"ranks none of the {len(judged)} judged queries; check that run and qrels match",
+            f"ranks none of the {len(judged)} judged queries of {qrels_path}; "
+            "check that run and qrels belong together",
         )
     if len(hit) < len(judged):
         logger.warning(
-            "%s ranks %d of %d judged queries; the others count 0",
+            "%s ranks %d of %d judged queries of %s; the others count 0",
             run_path,
             len(hit),
             len(judged),
+            qrels_path,
         )
 
 
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     queries: dict[str, dict[str, dict[str, float]]] = {}
     for name, path in runs:
         ranking = load_run(path)
-        check_overlap(path, ranking, qrels)
+        check_overlap(path, ranking, qrels, args.qrels_file)
         pq = per_query(qrels, ranking, metrics)
         queries[name] = pq
         results[name] = {m: sum(v.values()) / max(1, len(v)) for m, v in pq.items()}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import logging
 import math
@@ -236,6 +237,17 @@ def positives(qrels: Mapping[str, Mapping[str, int]]) -> dict[str, list[str]]:
     return {q: ps for q, ps in out.items() if ps}
 
 
+def read_positives(path: PathLike) -> dict[str, list[str]]:
+    """:func:`positives` of :func:`read_qrels`; an error when there are none (a file of
+    relevance-0 judgements cannot give training positives or hard negatives)."""
+    pos = positives(read_qrels(path))
+    if not pos:
+        raise InputError(
+            path, "has no positive judgement (relevance > 0); use the qrels of the training queries"
+        )
+    return pos
+
+
 # --------------------------------------------------------------------------- rankings
 
 
@@ -366,7 +378,8 @@ def atomic_write(path: PathLike, mode: str = "w") -> Iterator[IO]:
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    remove_stale_temps(p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.{os.getpid()}.", suffix=".tmp", dir=p.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         kwargs = {"encoding": "utf-8", "newline": "\n"} if "b" not in mode else {}
@@ -379,6 +392,27 @@ def atomic_write(path: PathLike, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(path: PathLike) -> None:
+    """Remove temp files of ``path`` left by killed writers (``.<name>.<pid>.*.tmp`` whose
+    process is gone), so a rerun after ``kill -9`` leaves no litter behind."""
+    p = Path(path)
+    for tmp in p.parent.glob(f".{glob.escape(p.name)}.*.tmp"):
+        pid = tmp.name[len(p.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -448,7 +482,13 @@ F = TypeVar("F", bound=Callable[..., int])
 
 
 def cli(func: F) -> F:
-    """Decorate a ``main(argv) -> int``: :class:`InputError` becomes one line on stderr, exit 2."""
+    """Decorate a ``main(argv) -> int``: bad input becomes one line on stderr and exit 2.
+
+    :class:`InputError` is printed as is. An ``OSError`` that names a file (permission
+    denied, disk full, a folder where a file should be) is a problem of the user's files
+    too, and gets the same one line instead of a traceback. Ctrl-C exits 130 with one line.
+    Writers are atomic, so in every case nothing half-written is left behind.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> int:
@@ -457,6 +497,17 @@ def cli(func: F) -> F:
         except InputError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except OSError as e:
+            if e.filename is None:
+                raise
+            what = e.strerror or type(e).__name__
+            print(
+                f"error: {e.filename}: {what}; check the path and its permissions", file=sys.stderr
+            )
+            return 2
+        except KeyboardInterrupt:
+            print("error: interrupted; no half-written output is left", file=sys.stderr)
+            return 130
 
     return wrapper  # type: ignore[return-value]
 

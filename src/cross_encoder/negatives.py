@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .io import InputError, cli, positives, read_qrels, read_ranking, setup_logging, write_neg_file
+from .io import InputError, cli, read_positives, read_ranking, setup_logging, write_neg_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     ranking = read_ranking(args.ranking_file)
-    pos = positives(read_qrels(args.qrels_file))
+    pos = read_positives(args.qrels_file)
     covered = sum(q in ranking for q in pos)
     if covered == 0:
         raise InputError(
             args.ranking_file, f"ranks none of the {len(pos)} queries of {args.qrels_file}"
         )
     if covered < len(pos):
-        logger.warning("%s ranks %d of %d judged queries", args.ranking_file, covered, len(pos))
+        logger.warning(
+            "%s ranks %d of %d judged queries of %s; the others get no hard negatives",
+            args.ranking_file,
+            covered,
+            len(pos),
+            args.qrels_file,
+        )
     negs = hard_negatives(ranking, pos, args.depth)
     write_neg_file(args.output_file, negs)
     logger.info("hard negatives for %d queries -> %s", len(negs), args.output_file)

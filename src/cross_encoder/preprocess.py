@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -26,8 +27,7 @@ from .io import (
     InputError,
     cli,
     iter_corpus,
-    positives,
-    read_qrels,
+    read_positives,
     read_queries,
     setup_logging,
     write_qrels_pairs,
@@ -77,7 +77,8 @@ def tokenize_corpus(
     max_length: int,
     use_title: bool,
     chunk_size: int = 10_000,
-) -> int:
+) -> list[str]:
+    """Stream the corpus into ``out_dir`` chunk by chunk; return the passage ids written."""
     writer = CollectionWriter(out_dir)
     n = 0
     try:
@@ -94,13 +95,18 @@ def tokenize_corpus(
         writer.abort()
         raise
     writer.close()
-    return n
+    return writer.ids
 
 
 def tokenize_queries(
-    query_file: str | Path, out_dir: str | Path, tokenizer, max_length: int
+    query_file: str | Path,
+    out_dir: str | Path,
+    tokenizer,
+    max_length: int,
+    queries: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    queries = read_queries(query_file)
+    if queries is None:
+        queries = read_queries(query_file)
     writer = CollectionWriter(out_dir)
     try:
         for chunk in batched(
@@ -118,8 +124,9 @@ def tokenize_queries(
 
 
 def check_qrels_ids(qrels_file: str, pos: dict[str, list[str]], queries: dict[str, str]) -> None:
-    """Warn (with counts) when qrels cover queries that are not in the query file; error when
-    none overlap (almost always the wrong pair of files)."""
+    """Warn (with counts) when qrels cover queries that are not in the query file (normal: the
+    official qrels judge more queries than a query subset has); error when none overlap
+    (almost always the wrong pair of files)."""
     missing = [q for q in pos if q not in queries]
     if missing and len(missing) == len(pos):
         raise InputError(
@@ -133,6 +140,26 @@ def check_qrels_ids(qrels_file: str, pos: dict[str, list[str]], queries: dict[st
             qrels_file,
             len(missing),
             len(pos),
+        )
+
+
+def check_qrels_pids(qrels_file: str, pos: dict[str, list[str]], pids: set[str]) -> None:
+    """Warn (with counts) when judged passages are not in the corpus (a corpus subset);
+    error when none are (the wrong corpus)."""
+    judged = {p for ps in pos.values() for p in ps}
+    missing = judged - pids
+    if missing and missing == judged:
+        raise InputError(
+            qrels_file,
+            f"none of its {len(judged)} judged passage ids are in the corpus "
+            f"(e.g. {min(missing)!r}); check that qrels and corpus belong together",
+        )
+    if missing:
+        logger.warning(
+            "%s: %d of %d judged passages are not in the corpus; left out of train_qrels.txt",
+            qrels_file,
+            len(missing),
+            len(judged),
         )
 
 
@@ -154,37 +181,75 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+STAGE = ".preprocess.tmp"
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.max_seq_length < 1:
         raise InputError(None, "--max_seq_length must be >= 1")
+    if args.chunk_size < 1:
+        raise InputError(None, "--chunk_size must be >= 1")
     inputs = (args.corpus_file, args.train_query_file, args.train_qrels_file, args.dev_query_file)
     for f in (*inputs, args.test_query_file):
         if f and not os.path.exists(f):
             raise InputError(f, "no such file")
-    tok = load_tokenizer(args.tokenizer_name, args.trust_remote_code)
-    out = Path(args.output_dir)
-    n = tokenize_corpus(
-        args.corpus_file, out / "corpus", tok, args.max_seq_length, args.use_title, args.chunk_size
-    )
-    logger.info("corpus: %d passages -> %s", n, out / "corpus")
-    train_q = tokenize_queries(args.train_query_file, out / "train_query", tok, args.max_seq_length)
-    logger.info("train queries: %d", len(train_q))
+    # Small inputs first: a wrong query or qrels file fails in seconds, not after the corpus.
+    query_files = {"train_query": args.train_query_file}
     if args.dev_query_file:
-        dev_q = tokenize_queries(args.dev_query_file, out / "dev_query", tok, args.max_seq_length)
-        logger.info("dev queries: %d", len(dev_q))
+        query_files["dev_query"] = args.dev_query_file
     if args.test_query_file:
-        test_q = tokenize_queries(
-            args.test_query_file, out / "test_query", tok, args.max_seq_length
+        query_files["test_query"] = args.test_query_file
+    queries = {name: read_queries(path) for name, path in query_files.items()}
+    pos = read_positives(args.train_qrels_file)
+    check_qrels_ids(args.train_qrels_file, pos, queries["train_query"])
+    pos = {q: p for q, p in pos.items() if q in queries["train_query"]}
+    tok = load_tokenizer(args.tokenizer_name, args.trust_remote_code)
+
+    # Everything is written into a staging folder and renamed into place only when all of it
+    # is complete: an error or a kill leaves no output that looks finished.
+    out = Path(args.output_dir)
+    created = not out.exists()
+    stage = out / STAGE
+    shutil.rmtree(stage, ignore_errors=True)  # left over by a killed run
+    stage.mkdir(parents=True)
+    try:
+        pids = tokenize_corpus(
+            args.corpus_file,
+            stage / "corpus",
+            tok,
+            args.max_seq_length,
+            args.use_title,
+            args.chunk_size,
         )
-        logger.info("test queries: %d", len(test_q))
-    pos = positives(read_qrels(args.train_qrels_file))
-    check_qrels_ids(args.train_qrels_file, pos, train_q)
-    pos = {q: p for q, p in pos.items() if q in train_q}
-    write_qrels_pairs(out / "train_qrels.txt", pos)
-    logger.info("train qrels: %d queries, %d positives", len(pos), sum(map(len, pos.values())))
+        logger.info("corpus: %d passages", len(pids))
+        pid_set = set(pids)
+        del pids
+        check_qrels_pids(args.train_qrels_file, pos, pid_set)
+        pos = {q: [p for p in ps if p in pid_set] for q, ps in pos.items()}
+        pos = {q: ps for q, ps in pos.items() if ps}
+        del pid_set
+        for name, path in query_files.items():
+            tokenize_queries(path, stage / name, tok, args.max_seq_length, queries[name])
+            logger.info("%s: %d queries", name, len(queries[name]))
+        write_qrels_pairs(stage / "train_qrels.txt", pos)
+        logger.info("train qrels: %d queries, %d positives", len(pos), sum(map(len, pos.values())))
+        for name in [*query_files, "corpus", "train_qrels.txt"]:
+            dst = out / name
+            if dst.is_dir() and not dst.is_symlink():
+                shutil.rmtree(dst)
+            elif dst.exists() or dst.is_symlink():
+                dst.unlink()
+            os.replace(stage / name, dst)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    stage.rmdir()
+    logger.info("wrote %s", ", ".join(str(out / n) for n in [*query_files, "corpus"]))
     return 0
 
 

@@ -2,9 +2,48 @@ import os
 import shlex
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+
+def check_config(config, schema_file, config_files):
+    """One line per config mistake (which key, what is wrong, which file to fix) instead
+    of Snakemake's dump of the whole schema; unknown keys get a "did you mean"."""
+    import difflib
+
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_file).read_text(encoding="utf-8"))
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
+    problems = []
+    for e in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        where = ".".join(str(p) for p in e.absolute_path) or "top level"
+        if e.validator != "additionalProperties":
+            problems.append(f"{where}: {e.message}")
+            continue
+        allowed = sorted(e.schema.get("properties", {}))
+        for key in [k for k in e.instance if k not in allowed]:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(
+                f"{where}: unknown key {key!r}; {hint}valid keys: {', '.join(allowed)}"
+            )
+    if problems:
+        files = ", ".join(str(f) for f in config_files) or "the config"
+        raise WorkflowError(
+            f"config error in {files}: "
+            + "; ".join(problems)
+            + " (every key is documented in workflow/schemas/config.schema.yaml)"
+        )
+
+
+check_config(
+    config,
+    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+    workflow.configfiles,
+)
+validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
 
 RUN = config["run_name"]
 OUT = Path(config["results_dir"]) / RUN
@@ -92,6 +131,11 @@ def torch_launcher(nproc):
     if nproc > 1:
         return f"torchrun --standalone --nproc_per_node {nproc}"
     return "python"
+
+
+def remote_code_flag():
+    """`--trust_remote_code` only when the config asks for it (train.trust_remote_code)."""
+    return "--trust_remote_code" if TRAIN["trust_remote_code"] else ""
 
 
 def precision_flags():

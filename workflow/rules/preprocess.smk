@@ -29,10 +29,12 @@ rule preprocess:
         title="--use_title" if config["preprocess"]["use_title"] else "",
         dev=lambda w: q(query_file("dev")) if "dev" in SPLITS else "''",
         test=lambda w: q(query_file("test")) if "test" in SPLITS else "''",
+        remote_code=remote_code_flag(),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " python -m cross_encoder.preprocess --tokenizer_name {params.tokenizer:q}"
         " --max_seq_length {params.max_len} --output_dir {params.outdir:q} {params.title}"
+        " {params.remote_code}"
         " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
         " --train_qrels_file {input.train_qrels:q}"
         " --dev_query_file {params.dev} --test_query_file {params.test}) > {log:q} 2>&1"

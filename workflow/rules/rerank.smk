@@ -26,6 +26,7 @@ rule rerank:
         topk=config["rerank"]["prediction_topk"],
         max_len=TRAIN["max_len"],
         tokens=config["rerank"]["batch_tokens"],
+        remote_code=remote_code_flag(),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
@@ -33,4 +34,5 @@ rule rerank:
         " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
         " --test_file {input.ranking:q} --prediction_topk {params.topk}"
         " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-        " --prediction_save_path {output:q} --report_to none) > {log:q} 2>&1"
+        " --prediction_save_path {output:q} --report_to none {params.remote_code})"
+        " > {log:q} 2>&1"

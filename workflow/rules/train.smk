@@ -30,6 +30,7 @@ rule train_cross_encoder:
             f"--deepspeed {q(TRAIN['deepspeed'])}" if TRAIN["deepspeed"] else ""
         ),
         precision=precision_flags(),
+        remote_code=remote_code_flag(),
         group=TRAIN["train_group_size"],
         topk=TRAIN["sample_neg_from_topk"],
         max_len=TRAIN["max_len"],
@@ -47,6 +48,7 @@ rule train_cross_encoder:
         " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
         " --model_name_or_path {params.model:q} --output_dir {params.state:q}"
         " --final_model_dir {output:q} --do_train {params.deepspeed} {params.precision}"
+        " {params.remote_code}"
         " --corpus_file {input.corpus:q} --train_query_file {input.queries:q}"
         " --train_qrels {input.qrels:q} --neg_file {input.negs:q}"
         " --train_group_size {params.group} --sample_neg_from_topk {params.topk}"
