@@ -22,7 +22,7 @@ rule rerank:
         gpu=config["rerank"]["nproc"] if TRAIN["use_gpu"] else 0,
     params:
         launcher=torch_launcher(config["rerank"]["nproc"]),
-        workdir=OUT / "rerank" / "work_{split}",
+        workdir=str(OUT / "rerank" / "work_{split}"),
         topk=config["rerank"]["prediction_topk"],
         max_len=TRAIN["max_len"],
         tokens=config["rerank"]["batch_tokens"],
