@@ -19,7 +19,7 @@ rule evaluate:
     params:
         metrics=",".join(config["evaluate"]["metrics"]),
         fused=lambda w, input: (
-            q(f"--run=fused ({FUSE['method']}, w={FUSE['weight']})={input.fused}")
+            q(f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}")
             if FUSE["method"] != "none"
             else ""
         ),
