@@ -84,9 +84,9 @@ def metrics_figure(splits: list[tuple[str, str]], plot: str, table: str | None) 
             xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(metrics))]
             ys = [runs[name].get(m, 0.0) for m in metrics]
             bars = ax.bar(xs, ys, width, label=name)
-            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2, rotation=90)
         ax.set_xticks(range(len(metrics)), metrics)
-        ax.set_ylim(0, 1.08)
+        ax.set_ylim(0, 1.15)
         ax.set_title(f"{split}")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
