@@ -16,6 +16,7 @@ include: "workflow/rules/retrieve.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/rerank.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule eval:
@@ -31,3 +32,4 @@ rule all:
     default_target: True
     input:
         rules.eval.input,
+        report_targets(),

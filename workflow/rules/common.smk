@@ -51,6 +51,7 @@ DATA = Path(config["results_dir"]) / "data"
 TRAIN = config["train"]
 FIRST = config["first_stage"]
 SPLITS = config["evaluate"]["splits"]
+FUSE = config["rerank"]["fuse_with_first_stage"]
 ENV = "../../envs/cross_encoder.yaml"
 
 
@@ -78,6 +79,8 @@ def raw_file(kind):
                 f"config data.{kind} is required when data.source is 'files'"
             )
         return path
+    if source == "beir" and kind == "corpus":
+        return str(Path(beir_dir()) / "corpus.jsonl")  # read in place, never copied
     name = {
         "corpus": "corpus.tsv",
         "train_queries": "train.query.txt",
@@ -90,8 +93,18 @@ def raw_file(kind):
     return str(DATA / source_tag() / name)
 
 
+def beir_dir():
+    """The BEIR dataset folder: config data_dir, or where the download rule puts it."""
+    return (
+        config.get("data_dir") or f"resources/beir/{config['data']['beir']['dataset']}"
+    )
+
+
 def source_tag():
     src = config["data"]["source"]
+    if src == "beir":
+        b = config["data"]["beir"]
+        return f"beir-{b['dataset']}-dev{b['n_dev']}-seed{b['seed']}"
     if src == "synthetic":
         s = config["data"]["synthetic"]
         return f"synthetic-seed{s['seed']}-{s['n_train']}x{s['n_dev']}"
@@ -144,6 +157,12 @@ def precision_flags():
 
 def eval_targets():
     return [str(OUT / "eval" / f"{split}.table.txt") for split in SPLITS]
+
+
+def report_targets():
+    """Figures for `snakemake --report` (workflow/rules/report.smk)."""
+    names = ["metrics.png", "metrics.tsv", "ndcg_delta.png", "train_loss.png"]
+    return [str(OUT / "report" / n) for n in names]
 
 
 def print_tables(paths, log):

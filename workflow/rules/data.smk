@@ -23,3 +23,66 @@ rule generate_synthetic:
     shell:
         "python -m cross_encoder.synthetic --output_dir {params.outdir:q} --seed {params.seed}"
         " --n_train {params.n_train} --n_dev {params.n_dev} > {log:q} 2>&1"
+
+
+# A BEIR dataset (data.source: beir): query and qrels files per split, dev carved from
+# train with a seed; the corpus is read in place from <data_dir>/corpus.jsonl.
+ruleorder: beir_split > generate_synthetic
+
+
+rule beir_split:
+    input:
+        queries=lambda w: f"{beir_dir()}/queries.jsonl",
+        train_qrels=lambda w: f"{beir_dir()}/qrels/train.tsv",
+        test_qrels=lambda w: f"{beir_dir()}/qrels/test.tsv",
+    output:
+        multiext(
+            str(DATA) + "/beir-{dataset}-dev{n_dev}-seed{seed}/",
+            "train.query.txt",
+            "dev.query.txt",
+            "test.query.txt",
+            "qrels.train.tsv",
+            "qrels.dev.tsv",
+            "qrels.test.tsv",
+        ),
+    log:
+        str(DATA / "logs" / "beir-{dataset}-dev{n_dev}-seed{seed}.log"),
+    wildcard_constraints:
+        dataset="[A-Za-z0-9][A-Za-z0-9._-]*",
+        n_dev="[0-9]+",
+        seed="-?[0-9]+",
+    conda:
+        ENV
+    params:
+        data_dir=lambda w: beir_dir(),
+        outdir=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        "python -m cross_encoder.beir --data_dir {params.data_dir:q}"
+        " --output_dir {params.outdir:q} --n_dev {wildcards.n_dev} --seed {wildcards.seed}"
+        " > {log:q} 2>&1"
+
+
+# Used only when the config gives no data_dir: fetch a BEIR dataset by name from the
+# official mirror, md5-checked and unpacked atomically (cross_encoder.download).
+rule download:
+    output:
+        corpus="resources/beir/{dataset}/corpus.jsonl",
+        queries="resources/beir/{dataset}/queries.jsonl",
+        train_qrels="resources/beir/{dataset}/qrels/train.tsv",
+        test_qrels="resources/beir/{dataset}/qrels/test.tsv",
+    log:
+        "resources/beir/logs/download_{dataset}.log",
+    wildcard_constraints:
+        dataset="[A-Za-z0-9][A-Za-z0-9._-]*",
+    conda:
+        ENV
+    resources:
+        runtime=60,
+    params:
+        outdir="resources/beir/{dataset}",
+    shell:
+        # Snakemake pre-creates the (empty) output folders; the download moves the whole
+        # dataset into place in one rename, which needs them gone or empty.
+        "(rmdir {params.outdir:q}/qrels {params.outdir:q} 2>/dev/null || true;"
+        " python -m cross_encoder.download --dataset {wildcards.dataset:q}"
+        " --output_dir {params.outdir:q}) > {log:q} 2>&1"

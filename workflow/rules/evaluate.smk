@@ -3,23 +3,29 @@
 
 rule evaluate:
     input:
-        scores=OUT / "rerank" / "{split}.scores.tsv",
+        scores=OUT / "rerank" / "{split}.full.tsv",
+        fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
         ranking=lambda w: ranking_file(w.split),
         qrels=lambda w: qrels_file(w.split),
     output:
         table=OUT / "eval" / "{split}.table.txt",
         metrics=OUT / "eval" / "{split}.metrics.json",
         per_query=OUT / "eval" / "{split}.per_query.tsv",
-        ranked=OUT / "rerank" / "{split}.scores.tsv.ranked_results",
+        ranked=OUT / "rerank" / "{split}.full.tsv.ranked_results",
     log:
         OUT / "logs" / "evaluate_{split}.log",
     conda:
         ENV
     params:
         metrics=",".join(config["evaluate"]["metrics"]),
+        fused=lambda w, input: (
+            q(f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}")
+            if FUSE["method"] != "none"
+            else ""
+        ),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " python -m cross_encoder.evaluate --score_file {input.scores:q}"
         " --first_stage_file {input.ranking:q} --qrels_file {input.qrels:q}"
         " --metrics {params.metrics:q} --output_json {output.metrics:q}"
-        " --per_query_file {output.per_query:q} --table_file {output.table:q}) > {log:q} 2>&1"
+        " --per_query_file {output.per_query:q} --table_file {output.table:q} {params.fused}) > {log:q} 2>&1"

@@ -22,7 +22,7 @@ rule rerank:
         gpu=config["rerank"]["nproc"] if TRAIN["use_gpu"] else 0,
     params:
         launcher=torch_launcher(config["rerank"]["nproc"]),
-        workdir=OUT / "rerank" / "work_{split}",
+        workdir=str(OUT / "rerank" / "work_{split}"),
         topk=config["rerank"]["prediction_topk"],
         max_len=TRAIN["max_len"],
         tokens=config["rerank"]["batch_tokens"],
@@ -36,3 +36,30 @@ rule rerank:
         " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
         " --prediction_save_path {output:q} --report_to none {params.remote_code})"
         " > {log:q} 2>&1"
+
+
+# The reranked top-k followed by the first stage's tail (the pure reranked run, so that
+# Recall@100 is measured on what the reranker returns), and optionally a run that fuses the
+# cross-encoder's ranking with the first stage's (rerank.fuse_with_first_stage).
+rule rerank_fusion:
+    input:
+        scores=OUT / "rerank" / "{split}.scores.tsv",
+        ranking=lambda w: ranking_file(w.split),
+    output:
+        full=OUT / "rerank" / "{split}.full.tsv",
+        fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
+    log:
+        OUT / "logs" / "rerank_fusion_{split}.log",
+    conda:
+        ENV
+    params:
+        method=FUSE["method"],
+        weight=FUSE["weight"],
+        k=FUSE["k"],
+        fused=lambda w, output: (
+            f"--output_fused {q(output.fused)}" if FUSE["method"] != "none" else ""
+        ),
+    shell:
+        "python -m cross_encoder.rerank_fusion --scores {input.scores:q}"
+        " --ranking {input.ranking:q} --output_full {output.full:q} --method {params.method}"
+        " --weight {params.weight} --k {params.k} {params.fused} > {log:q} 2>&1"

@@ -1,0 +1,69 @@
+# Figures for `snakemake --report report.html`: metrics by stage, the per-query nDCG@10
+# change from reranking, and the training loss curve (cross_encoder.report).
+
+
+rule report_metrics:
+    input:
+        expand(OUT / "eval" / "{split}.metrics.json", split=SPLITS),
+    output:
+        plot=report(
+            OUT / "report" / "metrics.png",
+            caption="../report/metrics.rst",
+            category="Metrics",
+        ),
+        table=report(
+            OUT / "report" / "metrics.tsv",
+            caption="../report/metrics_table.rst",
+            category="Metrics",
+        ),
+    log:
+        OUT / "logs" / "report_metrics.log",
+    conda:
+        ENV
+    params:
+        args=lambda w, input: " ".join(
+            q(f"--metrics={s}={p}") for s, p in zip(SPLITS, input)
+        ),
+    shell:
+        "python -m cross_encoder.report metrics {params.args} --plot {output.plot:q}"
+        " --table {output.table:q} > {log:q} 2>&1"
+
+
+rule report_delta:
+    input:
+        expand(OUT / "eval" / "{split}.per_query.tsv", split=SPLITS),
+    output:
+        report(
+            OUT / "report" / "ndcg_delta.png",
+            caption="../report/ndcg_delta.rst",
+            category="Per query",
+        ),
+    log:
+        OUT / "logs" / "report_delta.log",
+    conda:
+        ENV
+    params:
+        args=lambda w, input: " ".join(
+            q(f"--per_query={s}={p}") for s, p in zip(SPLITS, input)
+        ),
+    shell:
+        "python -m cross_encoder.report delta {params.args} --metric nDCG@10"
+        " --plot {output:q} > {log:q} 2>&1"
+
+
+rule report_loss:
+    input:
+        OUT / "model",
+    output:
+        report(
+            OUT / "report" / "train_loss.png",
+            caption="../report/train_loss.rst",
+            category="Training",
+        ),
+    log:
+        OUT / "logs" / "report_loss.log",
+    conda:
+        ENV
+    shell:
+        "python -m cross_encoder.report loss --trainer_state {input:q}/trainer_state.json"
+        " --plot {output:q} > {log:q} 2>&1"
