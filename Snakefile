@@ -31,3 +31,30 @@ rule all:
     default_target: True
     input:
         rules.eval.input,
+
+
+# Distillation (issue #4): `train_teacher_scores` writes RetroMAE's teacher score files and
+# neg_file; `distill` trains the bi-encoder on them and prints dense before/after vs reranked.
+include: "workflow/rules/common_distill.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/distill.smk"
+
+
+rule train_teacher_scores:
+    input:
+        **teacher_files(),
+    log:
+        OUT / "logs" / "train_teacher_scores.log",
+    localrule: True
+    run:
+        print_teacher_summary(dict(input.items()), log[0])
+
+
+rule distill:
+    input:
+        distill_table_targets(),
+    log:
+        OUT / "logs" / "distill.log",
+    localrule: True
+    run:
+        print_tables(input, log[0])
