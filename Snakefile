@@ -1,6 +1,7 @@
 # Cross-encoder reranking pipeline: preprocess -> first stage -> train -> rerank -> evaluate.
-# Targets: `eval` (default), `all`. Configure in config/config.yaml (schema:
-# workflow/schemas/config.schema.yaml); local runs use profiles/default automatically.
+# Targets: `eval`, `all` (default: eval + report figures), `train_teacher_scores`, `distill`.
+# Configure in config/config.yaml (schema: workflow/schemas/config.schema.yaml); local runs
+# use profiles/default automatically.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,6 +18,9 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/rerank.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/common_distill.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/distill.smk"
 
 
 rule eval:
@@ -33,3 +37,25 @@ rule all:
     input:
         rules.eval.input,
         report_targets(),
+
+
+# Distillation: `train_teacher_scores` writes RetroMAE's teacher score files and neg_file;
+# `distill` trains the bi-encoder on them and prints dense before/after vs reranked.
+rule train_teacher_scores:
+    input:
+        **teacher_files(),
+    log:
+        OUT / "logs" / "train_teacher_scores.log",
+    localrule: True
+    run:
+        print_teacher_summary(dict(input.items()), log[0])
+
+
+rule distill:
+    input:
+        distill_table_targets(),
+    log:
+        OUT / "logs" / "distill.log",
+    localrule: True
+    run:
+        print_tables(input, log[0])

@@ -1,0 +1,77 @@
+# Settings and input functions of the distillation stages (teacher.smk, distill.smk),
+# kept out of common.smk so that the distillation can be added or removed as a unit.
+
+TEACHER = config["teacher"]
+TEACHER_DIR = OUT / "teacher"
+
+
+def teacher_topk():
+    """Depth of the scored train ranking (= sample_neg_from_topk of the bi-encoder)."""
+    return TEACHER["topk"] or TRAIN["sample_neg_from_topk"]
+
+
+def teacher_files():
+    return {
+        "qrels_score": str(TEACHER_DIR / "train_qrels_score.txt"),
+        "rerank_score": str(TEACHER_DIR / "train_rerank_score.txt"),
+        "negs": str(TEACHER_DIR / "train.negs.tsv"),
+        "check": str(TEACHER_DIR / "check.json"),
+    }
+
+
+def print_teacher_summary(paths, log):
+    """Where the teacher files are and what the check found, for the console and the log."""
+    import json
+
+    found = json.loads(Path(paths["check"]).read_text())
+    lines = [
+        "teacher scores (RetroMAE --teacher_score_files):",
+        f"  {paths['qrels_score']},{paths['rerank_score']}",
+        f"neg_file: {paths['negs']} (sample_neg_from_topk {found['sample_neg_from_topk']})",
+        f"check: every one of the {found['pairs_checked']} pairs of {found['queries']}"
+        " training queries has a score",
+    ]
+    text = "\n".join(lines) + "\n"
+    Path(log).write_text(text)
+    print(text)
+
+
+DISTILL = config["distill"]
+DISTILL_DIR = OUT / "distill"
+
+
+def dense_before(split):
+    """Dense ranking of the undistilled bi-encoder: the first stage's own when it is the
+    same model at the same length (no second encoding of the corpus), else its own."""
+    same = (
+        FIRST["dense"]["model"] == DISTILL["model"]
+        and FIRST["dense"]["max_length"] == DISTILL["max_length"]
+    )
+    if same:
+        return str(OUT / "first_stage" / f"{split}.dense.tsv")
+    return str(DISTILL_DIR / "base" / f"{split}.dense.tsv")
+
+
+def distill_encoder(stage):
+    return str(DISTILL_DIR / "model") if stage == "student" else DISTILL["model"]
+
+
+def distill_table_targets():
+    return [str(DISTILL_DIR / "eval" / f"{split}.table.txt") for split in SPLITS]
+
+
+def distill_runs(split):
+    """Rows of the distillation table: name -> ranking or score file."""
+    runs = {}
+    if FIRST["method"] != "dense" or user_ranking(split):
+        runs[f"first stage ({'given' if user_ranking(split) else FIRST['method']})"] = (
+            ranking_file(split)
+        )
+    runs["dense before distillation"] = dense_before(split)
+    runs["dense after distillation"] = str(
+        DISTILL_DIR / "student" / f"{split}.dense.tsv"
+    )
+    runs[f"reranked (top {config['rerank']['prediction_topk']})"] = str(
+        OUT / "rerank" / f"{split}.scores.tsv"
+    )
+    return runs

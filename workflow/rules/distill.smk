@@ -1,0 +1,133 @@
+# Close the loop: distil the cross-encoder's teacher scores into the bi-encoder (KL to the
+# teacher's softmax over positive + sampled negatives, plus a small contrastive term),
+# re-encode the corpus with it, retrieve for the evaluation splits, and compare dense
+# before / after distillation with the reranked run in one table.
+
+
+rule distill_bi_encoder:
+    input:
+        teacher=[teacher_files()["qrels_score"], teacher_files()["rerank_score"]],
+        negs=teacher_files()["negs"],
+        check=teacher_files()["check"],
+        qrels=OUT / "tokenized" / "train_qrels.txt",
+        corpus=raw_file("corpus"),
+        queries=query_file("train"),
+    output:
+        directory(DISTILL_DIR / "model"),
+    log:
+        OUT / "logs" / "distill_bi_encoder.log",
+    benchmark:
+        OUT / "benchmarks" / "distill_bi_encoder.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=1 if TRAIN["use_gpu"] else 0,
+    params:
+        scores=lambda w, input: ",".join(input.teacher),
+        topk=teacher_topk(),
+        model=DISTILL["model"],
+        epochs=DISTILL["epochs"],
+        lr=DISTILL["learning_rate"],
+        batch=DISTILL["batch_size"],
+        group=DISTILL["group_size"],
+        temperature=DISTILL["temperature"],
+        teacher_temperature=DISTILL["teacher_temperature"],
+        kl=DISTILL["kl_weight"],
+        ce=DISTILL["contrastive_weight"],
+        in_batch="" if DISTILL["in_batch_negatives"] else "--no-in_batch_negatives",
+        max_length=DISTILL["max_length"],
+        seed=DISTILL["seed"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " OMP_NUM_THREADS={threads} python -m cross_encoder.distill --model {params.model:q}"
+        " --output_dir {output:q} --corpus_file {input.corpus:q}"
+        " --train_query_file {input.queries:q} --train_qrels {input.qrels:q}"
+        " --neg_file {input.negs:q} --teacher_score_files {params.scores:q}"
+        " --sample_neg_from_topk {params.topk} --epochs {params.epochs}"
+        " --learning_rate {params.lr} --batch_size {params.batch} --group_size {params.group}"
+        " --temperature {params.temperature} --teacher_temperature {params.teacher_temperature}"
+        " --kl_weight {params.kl} --contrastive_weight {params.ce} {params.in_batch}"
+        " --max_length {params.max_length} --seed {params.seed}) > {log:q} 2>&1"
+
+
+rule distill_dense_index:
+    input:
+        model=lambda w: [distill_encoder(w.stage)] if w.stage == "student" else [],
+        corpus=raw_file("corpus"),
+    output:
+        directory(DISTILL_DIR / "{stage}" / "dense_index"),
+    log:
+        OUT / "logs" / "distill_dense_index_{stage}.log",
+    benchmark:
+        OUT / "benchmarks" / "distill_dense_index_{stage}.tsv"
+    wildcard_constraints:
+        stage="base|student",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        model=lambda w: distill_encoder(w.stage),
+        max_length=DISTILL["max_length"],
+        batch=FIRST["dense"]["batch_size"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
+        " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
+        " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
+
+
+rule distill_retrieve:
+    input:
+        index=DISTILL_DIR / "{stage}" / "dense_index",
+        queries=lambda w: query_file(w.split),
+    output:
+        DISTILL_DIR / "{stage}" / "{split}.dense.tsv",
+    log:
+        OUT / "logs" / "distill_retrieve_{stage}_{split}.log",
+    wildcard_constraints:
+        stage="base|student",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        model=lambda w: distill_encoder(w.stage),
+        max_length=DISTILL["max_length"],
+        depth=FIRST["depth"],
+    shell:
+        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
+        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
+        " --model {params.model:q} --max_length {params.max_length}"
+        " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
+        " --output_ranking {output:q}) > {log:q} 2>&1"
+
+
+rule distill_evaluate:
+    input:
+        runs=lambda w: list(distill_runs(w.split).values()),
+        qrels=lambda w: qrels_file(w.split),
+    output:
+        table=DISTILL_DIR / "eval" / "{split}.table.txt",
+        metrics=DISTILL_DIR / "eval" / "{split}.metrics.json",
+    log:
+        OUT / "logs" / "distill_evaluate_{split}.log",
+    conda:
+        ENV
+    params:
+        runs=lambda w: " ".join(
+            f"--run {q(f'{name}={path}')}"
+            for name, path in distill_runs(w.split).items()
+        ),
+        metrics=",".join(config["evaluate"]["metrics"]),
+    shell:
+        "python -m cross_encoder.evaluate --qrels_file {input.qrels:q} {params.runs}"
+        " --metrics {params.metrics:q} --output_json {output.metrics:q}"
+        " --table_file {output.table:q} > {log:q} 2>&1"
