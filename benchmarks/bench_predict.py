@@ -15,8 +15,7 @@ Systems, timed in alternating rounds (A/B/C, then C/B/A, ...) so that drift canc
 * ``cli``: ``python -m cross_encoder.run --do_predict`` in a subprocess, as users run it, on
   preprocessed Parquet folders and a test_file; the scoring time is read off its log line
   (model loading and file reading are reported separately as ``cli wall``);
-* ``api``: :func:`cross_encoder.predict.score_pairs` in this process (``api0``: the same
-  with ``fast=False``, i.e. the model's own forward);
+* ``api``: :func:`cross_encoder.predict.score_pairs` in this process;
 * ``st``: ``sentence_transformers.CrossEncoder.predict`` (raw logits: identity activation).
 
 All with the same max_len, batch size (``--batch_size``: ST's batch_size, our max pairs per
@@ -194,9 +193,7 @@ def main() -> int:
     p.add_argument("--batch_tokens", type=int, default=0, help="our token budget (0: default)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--workloads", default="msmarco,scifact")
-    p.add_argument(
-        "--systems", default="cli,api,st", help="cli, api, api0 (api without the lean forward), st"
-    )
+    p.add_argument("--systems", default="cli,api,st", help="any of cli, api, st")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
@@ -265,10 +262,10 @@ def main() -> int:
                         got = st.predict(
                             st_pairs, batch_size=args.batch_size, show_progress_bar=False
                         )
-                    else:  # "api": lean forward where it applies; "api0": the model's own
+                    else:
                         got = score_pairs(
                             ours, template, tq, tc, pairs, max_pairs=args.batch_size,
-                            progress=False, fast=s == "api", **budget,
+                            progress=False, **budget,
                         )  # fmt: skip
                     scores[s] = np.asarray(got, dtype=np.float32)
                     sec = time.perf_counter() - t
