@@ -29,6 +29,10 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DATA_KEYS = ("corpus", "train_queries", "dev_queries", "train_qrels", "dev_qrels")
+# words for tests that write their own small corpora (test_robustness)
+ANIMALS = ["fox", "rabbit", "horse", "eagle", "otter", "badger", "heron", "wolf"]
+VERBS = ["chased", "followed", "watched", "helped"]
+PLACES = ["river", "forest", "hill", "barn"]
 
 
 def _cuda() -> bool:
@@ -236,3 +240,73 @@ def workflow_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def have_snakemake() -> bool:
     return shutil.which("snakemake", path=str(BIN)) is not None
+
+
+# --------------------------------------------------------------------------- story data
+# Ids that the bad-input matrix (test_bad_input.py) names: train qids 100.., dev qids 916..,
+# integer pids 0.. (three passages per story).
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def make_story_data(
+    root: Path, n_train: int = 16, n_dev: int = 8, seed: int = 0
+) -> dict[str, Path]:
+    """Who-did-what-to-whom passages: BM25 sees the same words, the order decides."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    corpus, train_q, dev_q, train_qrels, dev_qrels = [], [], [], [], []
+    pid = 0
+    for i in range(n_train + n_dev):
+        a, b = rng.sample(ANIMALS, 2)
+        verb, place = rng.choice(VERBS), rng.choice(PLACES)
+        pos = pid
+        corpus.append(f"{pid}\tStory {i}\tThe {a} {verb} the {b} near the {place}.")
+        corpus.append(f"{pid + 1}\t\tThe {b} {verb} the {a} near the {place}.")
+        corpus.append(f"{pid + 2}\tNotes\tNobody saw a {a} or a {b} by the {place} that day.")
+        pid += 3
+        text = f"which animal did the {a} {verb.rstrip('ed')} near the {place}"
+        if i < n_train:
+            qid = 100 + i
+            train_q.append(f"{qid}\t{text}")
+            train_qrels.append(f"{qid}\t0\t{pos}\t1")
+        else:
+            qid = 900 + i
+            dev_q.append(f"{qid}\t{text}")
+            dev_qrels.append(f"{qid}\t{pos}")
+    return {
+        "corpus": _write(root / "corpus.tsv", corpus),
+        "train_queries": _write(root / "train.query.txt", train_q),
+        "dev_queries": _write(root / "dev.query.txt", dev_q),
+        "train_qrels": _write(root / "qrels.train.tsv", train_qrels),
+        "dev_qrels": _write(root / "qrels.dev.tsv", dev_qrels),
+    }
+
+
+@pytest.fixture(scope="session")
+def story_data(tmp_path_factory) -> dict[str, Path]:
+    return make_story_data(tmp_path_factory.mktemp("story_data"))
+
+
+@pytest.fixture(scope="session")
+def story_preprocessed(tmp_path_factory, story_data, tiny_model_dir) -> Path:
+    from cross_encoder.preprocess import main
+
+    out = tmp_path_factory.mktemp("story_preprocessed")
+    rc = main(
+        [
+            "--tokenizer_name", str(tiny_model_dir),
+            "--max_seq_length", "32",
+            "--output_dir", str(out),
+            "--use_title",
+            "--corpus_file", str(story_data["corpus"]),
+            "--train_query_file", str(story_data["train_queries"]),
+            "--dev_query_file", str(story_data["dev_queries"]),
+            "--train_qrels_file", str(story_data["train_qrels"]),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    return out

@@ -25,16 +25,16 @@ from cross_encoder import bm25, dense, download, evaluate, fusion, negatives, pr
 
 
 @pytest.fixture
-def files(tmp_path, tiny_data) -> dict[str, Path]:
+def files(tmp_path, story_data) -> dict[str, Path]:
     """Valid inputs in a folder of their own (so each case can spoil one of them)."""
     d = tmp_path / "in"
     d.mkdir()
     out = {}
-    for key, path in tiny_data.items():
+    for key, path in story_data.items():
         out[key] = d / path.name
         out[key].write_bytes(path.read_bytes())
-    dev = [line.split("\t")[0] for line in tiny_data["dev_queries"].read_text().splitlines()]
-    pos = dict(line.split("\t") for line in tiny_data["dev_qrels"].read_text().splitlines())
+    dev = [line.split("\t")[0] for line in story_data["dev_queries"].read_text().splitlines()]
+    pos = dict(line.split("\t") for line in story_data["dev_qrels"].read_text().splitlines())
     ranking = "".join(
         f"{q}\t{p}\t{r}\t{10.0 - r}\n"
         for q in dev
@@ -47,14 +47,14 @@ def files(tmp_path, tiny_data) -> dict[str, Path]:
     out["scores"] = d / "dev.scores.tsv"
     rows = (line.split("\t") for line in ranking.splitlines())
     out["scores"].write_text("".join(f"{q}\t{p}\t{s}\n" for q, p, _, s in rows))
-    train = [line.split("\t")[0] for line in tiny_data["train_queries"].read_text().splitlines()]
+    train = [line.split("\t")[0] for line in story_data["train_queries"].read_text().splitlines()]
     out["neg_file"] = d / "train.negs.tsv"
     out["neg_file"].write_text("".join(f"{q}\t5,6,7,8\n" for q in train))
     out["train_pairs"] = d / "train_qrels.txt"
     out["train_pairs"].write_text(
         "".join(
             f"{c[0]}\t{c[2]}\n"
-            for c in (x.split("\t") for x in tiny_data["train_qrels"].read_text().splitlines())
+            for c in (x.split("\t") for x in story_data["train_qrels"].read_text().splitlines())
         )
     )
     return out
@@ -135,10 +135,12 @@ READS = {
 }
 
 
-def call(name, files, tmp_path, tiny_model_dir, tiny_preprocessed, dense_index):
+def call(name, files, tmp_path, tiny_model_dir, story_preprocessed, dense_index):
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    main, argv, outputs = cli_args(name, files, out, tiny_model_dir, tiny_preprocessed, dense_index)
+    main, argv, outputs = cli_args(
+        name, files, out, tiny_model_dir, story_preprocessed, dense_index
+    )
     rc = main([str(a) for a in argv])
     return rc, outputs
 
@@ -156,8 +158,8 @@ def assert_clean_failure(rc, capsys, outputs, path: Path, pattern: str):
 
 
 @pytest.fixture
-def ctx(files, tmp_path, tiny_model_dir, tiny_preprocessed, dense_index):
-    return lambda name: call(name, files, tmp_path, tiny_model_dir, tiny_preprocessed, dense_index)
+def ctx(files, tmp_path, tiny_model_dir, story_preprocessed, dense_index):
+    return lambda name: call(name, files, tmp_path, tiny_model_dir, story_preprocessed, dense_index)
 
 
 # --------------------------------------------------------------------------- every file x 3
@@ -234,14 +236,16 @@ def test_bad_content(cli, key, content, pattern, files, ctx, capsys):
 
 
 @pytest.mark.parametrize("case", ["no_folder", "empty_folder"])
-def test_missing_tokenized_folder(case, files, capsys, tmp_path, tiny_model_dir, tiny_preprocessed):
+def test_missing_tokenized_folder(
+    case, files, capsys, tmp_path, tiny_model_dir, story_preprocessed
+):
     """run with a tokenized folder that preprocess never wrote: say to run preprocess."""
     corpus = tmp_path / "tok" / "corpus"
     if case == "empty_folder":
         corpus.mkdir(parents=True)
     argv = ["--model_name_or_path", str(tiny_model_dir), "--output_dir", str(tmp_path / "w")]
     argv += ["--do_predict", "--corpus_file", str(corpus), "--report_to", "none"]
-    argv += ["--test_query_file", str(tiny_preprocessed / "dev_query")]
+    argv += ["--test_query_file", str(story_preprocessed / "dev_query")]
     argv += ["--test_file", str(files["ranking"]), "--prediction_save_path", str(tmp_path / "s")]
     rc = run.main(argv)
     pattern = "no such file or folder" if case == "no_folder" else "run `python -m cross_encoder"
@@ -399,11 +403,11 @@ def dry_run(tmp_path, config):
 
 
 @pytest.mark.slow
-def test_config_typos_through_snakemake_dry_run(tmp_path, tiny_data, tiny_model_dir):
+def test_config_typos_through_snakemake_dry_run(tmp_path, story_data, tiny_model_dir):
     """Every mistake of the config in one line each: unknown keys (top level and nested,
     with a did-you-mean), a wrong type, a value out of range; the file to fix is named and
     the schema is not dumped."""
-    config = write_tiny_config(tmp_path / "c.yaml", tiny_data, tiny_model_dir, trian={"x": 1})
+    config = write_tiny_config(tmp_path / "c.yaml", story_data, tiny_model_dir, trian={"x": 1})
     c = yaml.safe_load(config.read_text())
     c["train"]["lerning_rate"] = 1e-4
     c["train"]["seed"] = "abc"
@@ -422,8 +426,8 @@ def test_config_typos_through_snakemake_dry_run(tmp_path, tiny_data, tiny_model_
 
 
 @pytest.mark.slow
-def test_config_missing_data_file_through_snakemake_dry_run(tmp_path, tiny_data, tiny_model_dir):
-    config = write_tiny_config(tmp_path / "c.yaml", tiny_data, tiny_model_dir)
+def test_config_missing_data_file_through_snakemake_dry_run(tmp_path, story_data, tiny_model_dir):
+    config = write_tiny_config(tmp_path / "c.yaml", story_data, tiny_model_dir)
     c = yaml.safe_load(config.read_text())
     c["data"]["corpus"] = str(tmp_path / "no" / "corpus.tsv")
     config.write_text(yaml.safe_dump(c))

@@ -69,10 +69,10 @@ def test_loss_rejects_mismatched_shapes():
         distill.distillation_loss(torch.zeros(2, 4), torch.zeros(6, 4), torch.zeros(2, 2))
 
 
-def tiny_teacher(tmp_path, tiny_data):
+def tiny_teacher(tmp_path, story_data):
     """A hand-made teacher for the tiny data: the positive 4, the swapped-roles passage 1,
     the 'nobody saw' passage -1, two passages of other stories -3."""
-    pos = positives(read_qrels(tiny_data["train_qrels"]))
+    pos = positives(read_qrels(story_data["train_qrels"]))
     neg_lines, score_lines = [], []
     for q, (p,) in pos.items():
         p = int(p)
@@ -98,13 +98,13 @@ def mean_loss(model_dir, data, batch_size=16):
 
 @pytest.mark.slow
 def test_tiny_distillation_lowers_the_loss_and_saves_a_sentence_transformer(
-    tmp_path, tiny_data, tiny_model_dir
+    tmp_path, story_data, tiny_model_dir
 ):
-    negs, scores = tiny_teacher(tmp_path, tiny_data)
+    negs, scores = tiny_teacher(tmp_path, story_data)
     out = tmp_path / "distilled"
     argv = ["--model", str(tiny_model_dir), "--output_dir", str(out)]
-    argv += ["--corpus_file", str(tiny_data["corpus"]), "--train_query_file"]
-    argv += [str(tiny_data["train_queries"]), "--train_qrels", str(tiny_data["train_qrels"])]
+    argv += ["--corpus_file", str(story_data["corpus"]), "--train_query_file"]
+    argv += [str(story_data["train_queries"]), "--train_qrels", str(story_data["train_qrels"])]
     argv += ["--neg_file", str(negs), "--teacher_score_files", str(scores)]
     argv += ["--epochs", "8", "--batch_size", "4", "--group_size", "4", "--max_length", "32"]
     argv += ["--learning_rate", "1e-3", "--seed", "1", "--logging_steps", "8"]
@@ -120,11 +120,11 @@ def test_tiny_distillation_lowers_the_loss_and_saves_a_sentence_transformer(
     from cross_encoder.io import read_neg_file, read_queries
     from cross_encoder.teacher import read_teacher_scores
 
-    pids, texts = passage_texts(tiny_data["corpus"])
+    pids, texts = passage_texts(story_data["corpus"])
     data = distill.DistillData(
-        read_queries(tiny_data["train_queries"]),
+        read_queries(story_data["train_queries"]),
         dict(zip(pids, texts, strict=True)),
-        positives(read_qrels(tiny_data["train_qrels"])),
+        positives(read_qrels(story_data["train_qrels"])),
         read_neg_file(negs),
         read_teacher_scores(str(scores)),
         group_size=4,
@@ -144,13 +144,13 @@ def test_tiny_distillation_lowers_the_loss_and_saves_a_sentence_transformer(
     assert abs(ours - theirs).max() < 1e-4
 
 
-def test_distill_refuses_unscored_negatives(tmp_path, tiny_data, tiny_model_dir, capsys):
-    negs, scores = tiny_teacher(tmp_path, tiny_data)
+def test_distill_refuses_unscored_negatives(tmp_path, story_data, tiny_model_dir, capsys):
+    negs, scores = tiny_teacher(tmp_path, story_data)
     lines = scores.read_text().splitlines()
     scores.write_text("\n".join(lines[:-1]) + "\n")  # drop the last query's last negative
     argv = ["--model", str(tiny_model_dir), "--output_dir", str(tmp_path / "out")]
-    argv += ["--corpus_file", str(tiny_data["corpus"]), "--train_query_file"]
-    argv += [str(tiny_data["train_queries"]), "--train_qrels", str(tiny_data["train_qrels"])]
+    argv += ["--corpus_file", str(story_data["corpus"]), "--train_query_file"]
+    argv += [str(story_data["train_queries"]), "--train_qrels", str(story_data["train_qrels"])]
     argv += ["--neg_file", str(negs), "--teacher_score_files", str(scores)]
     assert distill.main(argv) == 2
     err = capsys.readouterr().err

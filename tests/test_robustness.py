@@ -220,13 +220,13 @@ def train_predict(tmp_path, name, tok, model, ranking, seed) -> Path:
     return out
 
 
-def test_same_seed_same_bytes(tmp_path, tiny_preprocessed, tiny_model_dir, tiny_data):
-    dev = [line.split("\t")[0] for line in tiny_data["dev_queries"].read_text().splitlines()]
+def test_same_seed_same_bytes(tmp_path, story_preprocessed, tiny_model_dir, story_data):
+    dev = [line.split("\t")[0] for line in story_data["dev_queries"].read_text().splitlines()]
     ranking = tmp_path / "dev.ranking.tsv"
     ranking.write_text("".join(f"{q}\t{p}\t{p + 1}\t0\n" for q in dev for p in range(12)))
-    a = train_predict(tmp_path, "a", tiny_preprocessed, tiny_model_dir, ranking, seed=7)
-    b = train_predict(tmp_path, "b", tiny_preprocessed, tiny_model_dir, ranking, seed=7)
-    c = train_predict(tmp_path, "c", tiny_preprocessed, tiny_model_dir, ranking, seed=8)
+    a = train_predict(tmp_path, "a", story_preprocessed, tiny_model_dir, ranking, seed=7)
+    b = train_predict(tmp_path, "b", story_preprocessed, tiny_model_dir, ranking, seed=7)
+    c = train_predict(tmp_path, "c", story_preprocessed, tiny_model_dir, ranking, seed=8)
     assert (a / "scores.tsv").read_bytes() == (b / "scores.tsv").read_bytes()
     weights = "model.safetensors"
     assert (a / "model" / weights).read_bytes() == (b / "model" / weights).read_bytes()
@@ -273,12 +273,12 @@ def test_pickled_weights_are_refused(tmp_path, tiny_model_dir, capsys):
 
 
 @pytest.mark.slow
-def test_config_paths_with_spaces_and_semicolons(tmp_path, tiny_data, tiny_model_dir):
+def test_config_paths_with_spaces_and_semicolons(tmp_path, story_data, tiny_model_dir):
     marker = tmp_path / "pwned"
     data_dir = Path(f"{tmp_path}/my data/;touch {marker};")
     data_dir.mkdir(parents=True)
     data = {}
-    for key, path in tiny_data.items():
+    for key, path in story_data.items():
         data[key] = data_dir / path.name
         data[key].write_bytes(path.read_bytes())
     work = tmp_path / "work dir"
