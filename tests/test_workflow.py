@@ -53,6 +53,20 @@ def test_default_config_plans_every_stage(tmp_path):
         assert rule in proc.stdout
 
 
+def test_nested_config_overrides_on_the_command_line(tmp_path):
+    """Snakemake 9 hands values inside --config key='{...}' over as strings; the schema's
+    numbers and booleans still arrive as numbers and booleans, and a real typo still fails."""
+    cmd = snakemake_cmd(tmp_path, REPO / "config" / "config.yaml", "-n", "-p", "eval")
+    ok = cmd + ["--config", 'train={"learning_rate": 3e-5, "trust_remote_code": "true"}']
+    proc = subprocess.run(ok, capture_output=True, text=True, env=workflow_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "--learning_rate 3e-05" in proc.stdout and "--trust_remote_code" in proc.stdout
+    bad = cmd + ["--config", 'train={"learning_rate": "fast"}']
+    proc = subprocess.run(bad, capture_output=True, text=True, env=workflow_env())
+    assert proc.returncode != 0
+    assert "train.learning_rate: 'fast' is not of type 'number'" in proc.stderr + proc.stdout
+
+
 def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
     work = tmp_path / "work"
     proc = smk(work, tiny_config, "eval")

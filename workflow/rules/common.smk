@@ -6,6 +6,31 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
+def coerce_strings(node, schema):
+    """Snakemake 9 passes values inside ``--config key='{...}'`` as strings: turn a string
+    into the number or boolean the schema asks for (in place), so that
+    ``--config train='{"learning_rate": 3e-5}'`` means what it says."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        sub = schema.get("properties", {}).get(key, {})
+        types = sub.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if isinstance(value, dict):
+            coerce_strings(value, sub)
+        elif isinstance(value, str) and "string" not in types:
+            text = value.strip()
+            if "boolean" in types and text.lower() in ("true", "false"):
+                node[key] = text.lower() == "true"
+            elif "integer" in types and text.lstrip("+-").isdigit():
+                node[key] = int(text)
+            elif "number" in types:
+                try:
+                    node[key] = float(text)
+                except ValueError:
+                    pass  # left for the schema check to report
+
+
 def check_config(config, schema_file, config_files):
     """One line per config mistake (which key, what is wrong, which file to fix) instead
     of Snakemake's dump of the whole schema; unknown keys get a "did you mean"."""
@@ -15,6 +40,7 @@ def check_config(config, schema_file, config_files):
     import yaml
 
     schema = yaml.safe_load(Path(schema_file).read_text(encoding="utf-8"))
+    coerce_strings(config, schema)
     errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
     problems = []
     for e in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
