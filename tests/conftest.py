@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -161,19 +162,23 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
 def tiny_preprocessed(tmp_path_factory, tiny_model_dir, tiny_data) -> Path:
     """``cross_encoder.preprocess`` output for ``tiny_data``: corpus/, train_query/,
     dev_query/ and train_qrels.txt."""
+    return preprocess_tiny(tmp_path_factory.mktemp("tiny_preprocessed"), tiny_model_dir, tiny_data)
+
+
+def preprocess_tiny(out: Path, model: Path, data: dict[str, Path]) -> Path:
+    """Run ``cross_encoder.preprocess`` on raw tiny files (32 tokens, titles) into ``out``."""
     from cross_encoder.preprocess import main
 
-    out = tmp_path_factory.mktemp("tiny_preprocessed")
     rc = main(
         [
-            "--tokenizer_name", str(tiny_model_dir),
+            "--tokenizer_name", str(model),
             "--max_seq_length", "32",
             "--output_dir", str(out),
             "--use_title",
-            "--corpus_file", str(tiny_data["corpus"]),
-            "--train_query_file", str(tiny_data["train_queries"]),
-            "--dev_query_file", str(tiny_data["dev_queries"]),
-            "--train_qrels_file", str(tiny_data["train_qrels"]),
+            "--corpus_file", str(data["corpus"]),
+            "--train_query_file", str(data["train_queries"]),
+            "--dev_query_file", str(data["dev_queries"]),
+            "--train_qrels_file", str(data["train_qrels"]),
         ]
     )  # fmt: skip
     assert rc == 0
@@ -237,6 +242,20 @@ def workflow_env() -> dict[str, str]:
     return env
 
 
+def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True):
+    """``snakemake_cmd`` run to completion (15 min at most); asserts success unless told."""
+    proc = subprocess.run(
+        snakemake_cmd(workdir, configfile, *args),
+        capture_output=True,
+        text=True,
+        env=workflow_env(),
+        timeout=900,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 @pytest.fixture(scope="session")
 def have_snakemake() -> bool:
     return shutil.which("snakemake", path=str(BIN)) is not None
@@ -293,20 +312,5 @@ def story_data(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def story_preprocessed(tmp_path_factory, story_data, tiny_model_dir) -> Path:
-    from cross_encoder.preprocess import main
-
     out = tmp_path_factory.mktemp("story_preprocessed")
-    rc = main(
-        [
-            "--tokenizer_name", str(tiny_model_dir),
-            "--max_seq_length", "32",
-            "--output_dir", str(out),
-            "--use_title",
-            "--corpus_file", str(story_data["corpus"]),
-            "--train_query_file", str(story_data["train_queries"]),
-            "--dev_query_file", str(story_data["dev_queries"]),
-            "--train_qrels_file", str(story_data["train_qrels"]),
-        ]
-    )  # fmt: skip
-    assert rc == 0
-    return out
+    return preprocess_tiny(out, tiny_model_dir, story_data)

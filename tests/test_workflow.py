@@ -6,21 +6,9 @@ import subprocess
 import pytest
 import yaml
 from conftest import REPO, snakemake_cmd, workflow_env, write_tiny_config
+from conftest import run_snakemake as smk
 
 pytestmark = pytest.mark.slow
-
-
-def smk(workdir, config, *args, check=True):
-    proc = subprocess.run(
-        snakemake_cmd(workdir, config, *args),
-        capture_output=True,
-        text=True,
-        env=workflow_env(),
-        timeout=900,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 def planned_jobs(plan: str) -> set[str]:

@@ -1,27 +1,15 @@
 """`snakemake train_teacher_scores` and `snakemake distill` on tiny data, end to end."""
 
 import json
-import subprocess
 
 import pytest
-from conftest import snakemake_cmd, workflow_env, write_tiny_config
+from conftest import run_snakemake as smk
+from conftest import write_tiny_config
 from test_workflow import planned_jobs
 
 from cross_encoder import io
 
 pytestmark = pytest.mark.slow
-
-
-def smk(workdir, config, *args):
-    proc = subprocess.run(
-        snakemake_cmd(workdir, config, *args),
-        capture_output=True,
-        text=True,
-        env=workflow_env(),
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 def test_teacher_scores_then_distill(tmp_path, tiny_data, tiny_model_dir):
