@@ -132,8 +132,10 @@ def source_tag():
         b = config["data"]["beir"]
         return f"beir-{b['dataset']}-dev{b['n_dev']}-seed{b['seed']}"
     if src == "synthetic":
+        from cross_encoder.synthetic import GENERATOR_VERSION
+
         s = config["data"]["synthetic"]
-        return f"synthetic-seed{s['seed']}-{s['n_train']}x{s['n_dev']}"
+        return f"synthetic-v{GENERATOR_VERSION}-seed{s['seed']}-{s['n_train']}x{s['n_dev']}"
     return src
 
 
