@@ -46,11 +46,11 @@ def test_collator_pads_and_masks(tok):
     assert (batch["input_ids"][0, 6:] == tok.pad_token_id).all()
 
 
-def make_dataset(negs, group_size=4, corpus_size=20, topk=200):
+def make_dataset(negs, group_size=4, corpus_size=20, topk=200, **kwargs):
     corpus = coll({f"p{i}": [i + 1] for i in range(corpus_size)})
     queries = coll({"q1": [100], "q2": [101]})
     pos = {"q1": ["p0"], "q2": ["p1", "p2"]}
-    return TrainDataset(queries, corpus, pos, negs, group_size, topk, seed=7)
+    return TrainDataset(queries, corpus, pos, negs, group_size, topk, seed=7, **kwargs)
 
 
 def test_group_positive_first_negatives_from_topk():
@@ -61,6 +61,36 @@ def test_group_positive_first_negatives_from_topk():
     # top-5 of the neg_file without the positive: p3..p7
     assert set(pids[1:]) <= {"p3", "p4", "p5", "p6", "p7"}
     assert len(set(pids[1:])) == 3
+
+
+def test_skip_top_ranks_then_sample_up_to_topk():
+    negs = {"q1": ["p0", "p3", "p4", "p5", "p6", "p7", "p8", "p9"]}
+    ds = make_dataset(negs, group_size=4, topk=6, sample_neg_skip_topk=2)
+    # without the positive: p3..p9; ranks 3..6 of that list are p5..p8
+    for epoch in range(5):
+        ds.set_epoch(epoch)
+        _, pids = ds.sample(0)
+        assert set(pids[1:]) <= {"p5", "p6", "p7", "p8"}
+
+
+def test_random_negatives_come_from_outside_the_neg_file():
+    negs = {"q1": ["p3", "p4", "p5", "p6", "p7"]}
+    ds = make_dataset(negs, group_size=5, corpus_size=200, random_negatives=2)
+    outside = 0
+    for epoch in range(10):
+        ds.set_epoch(epoch)
+        _, pids = ds.sample(0)
+        assert len(set(pids)) == 5 and "p0" not in pids[1:]
+        assert len(set(pids[1:]) & set(negs["q1"])) >= 2  # the hard ones
+        outside += len(set(pids[1:]) - set(negs["q1"]))
+    assert outside >= 15  # two random ones per group (the odd one may hit the neg_file)
+
+
+def test_bad_sampling_window_and_random_count():
+    with pytest.raises(ValueError, match="sample_neg_skip_topk"):
+        make_dataset({}, topk=5, sample_neg_skip_topk=5)
+    with pytest.raises(ValueError, match="random_negatives"):
+        make_dataset({}, group_size=4, random_negatives=4)
 
 
 def test_fill_with_random_non_positives_when_short():

@@ -48,17 +48,73 @@ class DataArguments:
     sample_neg_from_topk: int = field(
         default=200, metadata={"help": "draw negatives from this many top neg_file entries"}
     )
+    sample_neg_skip_topk: int = field(
+        default=0,
+        metadata={
+            "help": "skip this many top neg_file entries (likely unlabelled positives): "
+            "negatives come from ranks skip+1..sample_neg_from_topk"
+        },
+    )
+    random_negatives: int = field(
+        default=0,
+        metadata={"help": "of the G-1 negatives, draw this many uniformly from the corpus"},
+    )
     prediction_topk: int = field(
         default=200, metadata={"help": "rerank this many top passages per query"}
     )
     max_len: int = field(default=128, metadata={"help": "max tokens of a query-passage pair"})
+    prediction_max_len: int | None = field(
+        default=None,
+        metadata={"help": "max tokens of a pair when scoring (default: --max_len); may exceed it"},
+    )
+    eval_query_file: str | None = field(
+        default=None, metadata={"help": "model selection: tokenized dev queries"}
+    )
+    eval_file: str | None = field(
+        default=None,
+        metadata={"help": "model selection: the dev first-stage ranking to rerank while training"},
+    )
+    eval_qrels: str | None = field(
+        default=None, metadata={"help": "model selection: dev qrels (qid pid [rel])"}
+    )
+    eval_query_id_file: str | None = field(default=None, metadata={"help": "mapping_id.txt"})
+    eval_topk: int | None = field(
+        default=None,
+        metadata={"help": "model selection: rerank this many (default: prediction_topk)"},
+    )
+    eval_max_queries: int = field(
+        default=0,
+        metadata={
+            "help": "model selection: a fixed seeded sample of this many dev queries (0: all)"
+        },
+    )
+    eval_metrics: str = field(
+        default="MRR@10,nDCG@10",
+        metadata={"help": "metrics logged at each evaluation (--metric_for_best_model picks one)"},
+    )
 
     def __post_init__(self) -> None:
         if self.train_group_size < 2:
             raise ValueError("--train_group_size must be >= 2")
         if self.max_len < 8:
             raise ValueError("--max_len must be >= 8")
-        for name in ("corpus", "train_query", "test_query"):
+        if self.prediction_max_len is None:
+            self.prediction_max_len = self.max_len
+        if self.prediction_max_len < 8:
+            raise ValueError("--prediction_max_len must be >= 8")
+        if not 0 <= self.sample_neg_skip_topk < self.sample_neg_from_topk:
+            raise ValueError("--sample_neg_skip_topk must be >= 0 and < --sample_neg_from_topk")
+        if not 0 <= self.random_negatives < self.train_group_size:
+            raise ValueError("--random_negatives must be between 0 and --train_group_size - 1")
+        if self.eval_topk is None:
+            self.eval_topk = self.prediction_topk
+        given = [f for f in ("eval_query_file", "eval_file", "eval_qrels") if getattr(self, f)]
+        if given and len(given) < 3:
+            raise ValueError(
+                "--eval_query_file, --eval_file and --eval_qrels go together "
+                f"(given: {', '.join('--' + g for g in given)})"
+            )
+        for name in ("corpus", "train_query", "test_query", "eval_query"):
             folder = getattr(self, f"{name}_file")
             if folder and getattr(self, f"{name}_id_file") is None:
                 setattr(self, f"{name}_id_file", os.path.join(folder, "mapping_id.txt"))
@@ -89,6 +145,24 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "also copy the final model here (output_dir keeps the checkpoints)"},
     )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "learning rate of the score head (parameters outside the base model, e.g. "
+            "BERT's classifier), which starts from random weights; default: --learning_rate"
+        },
+    )
+    layerwise_lr_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "layer-wise learning-rate decay: the top encoder layer gets the learning "
+            "rate, each layer below it this factor more, the embeddings the lowest (e.g. 0.9)"
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "stop after this many evaluations without a better dev metric"},
+    )
     prediction_batch_tokens: int = field(
         default=16384,
         metadata={"help": "predict: max padded tokens per batch (length-sorted batches)"},
@@ -109,6 +183,12 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         import torch
 
         log = logging.getLogger(__name__)
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ValueError("--head_learning_rate must be > 0")
+        if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
+            raise ValueError("--layerwise_lr_decay must be in (0, 1]")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError("--early_stopping_patience must be >= 1")
         cuda = torch.cuda.is_available()
         if self.precision is not None:
             mp = self.precision

@@ -5,8 +5,10 @@
   the tokenizer itself, truncating the passage first and the query only when it alone would
   not leave room for a passage (FlagEmbedding#202).
 * :class:`TrainDataset` yields one group per query: its positive first, then G-1 negatives
-  drawn afresh on every fetch from the top ``sample_neg_from_topk`` of the neg_file, filled
-  with random non-positive corpus passages when a query has too few.
+  drawn afresh on every fetch from ranks ``sample_neg_skip_topk + 1 .. sample_neg_from_topk``
+  of the neg_file (the skipped top ranks are where unlabelled positives sit), ``random_negatives``
+  of them uniformly from the corpus instead, and filled with random non-positive corpus
+  passages when a query has too few.
 * :class:`GroupCollator` pads a batch of groups dynamically to its longest pair.
 """
 
@@ -120,29 +122,36 @@ class TrainDataset(Dataset):
         group_size: int = 8,
         sample_neg_from_topk: int = 200,
         seed: int = 42,
+        sample_neg_skip_topk: int = 0,
+        random_negatives: int = 0,
     ):
         if group_size < 2:
             raise ValueError("train_group_size must be >= 2 (a positive and a negative)")
+        if not 0 <= sample_neg_skip_topk < sample_neg_from_topk:
+            raise ValueError("sample_neg_skip_topk must be >= 0 and < sample_neg_from_topk")
+        if not 0 <= random_negatives <= group_size - 1:
+            raise ValueError("random_negatives must be between 0 and train_group_size - 1")
         self.queries = queries
         self.corpus = corpus
         self.group_size = group_size
         self.seed = seed
+        self.random_negatives = random_negatives
         self.epoch = 0
         self.qids = [q for q in positives if q in queries]
         self.positives = {q: list(positives[q]) for q in self.qids}
         self.negatives: dict[str, list[str]] = {}
         for q in self.qids:
             pos = set(self.positives[q])
-            self.negatives[q] = [p for p in negatives.get(q, []) if p not in pos][
-                :sample_neg_from_topk
-            ]
-        self.n_short = sum(len(v) < group_size - 1 for v in self.negatives.values())
+            ranked = [p for p in negatives.get(q, []) if p not in pos]
+            self.negatives[q] = ranked[sample_neg_skip_topk:sample_neg_from_topk]
+        k = group_size - 1 - random_negatives
+        self.n_short = sum(len(v) < k for v in self.negatives.values())
         if self.n_short:
             logger.info(
                 "%d of %d queries have fewer than %d negatives; filled with random passages",
                 self.n_short,
                 len(self.qids),
-                group_size - 1,
+                k,
             )
 
     def __len__(self) -> int:
@@ -158,18 +167,16 @@ class TrainDataset(Dataset):
         pos = self.positives[qid]
         negs = self.negatives[qid]
         k = self.group_size - 1
-        if len(negs) >= k:
-            chosen = rng.sample(negs, k)
-        else:
-            chosen = list(negs)
-            taken = set(pos) | set(chosen)
-            if len(self.corpus) - len(taken) < k - len(chosen):
-                raise ValueError("corpus too small for train_group_size")
-            while len(chosen) < k:
-                p = self.corpus.ids[rng.randrange(len(self.corpus))]
-                if p not in taken:
-                    chosen.append(p)
-                    taken.add(p)
+        hard = k - self.random_negatives
+        chosen = rng.sample(negs, hard) if len(negs) >= hard else list(negs)
+        taken = set(pos) | set(chosen)
+        if len(self.corpus) - len(taken) < k - len(chosen):
+            raise ValueError("corpus too small for train_group_size")
+        while len(chosen) < k:  # random negatives, and the fill for short neg lists
+            p = self.corpus.ids[rng.randrange(len(self.corpus))]
+            if p not in taken:
+                chosen.append(p)
+                taken.add(p)
         return qid, [rng.choice(pos), *chosen]
 
     def __getitem__(self, idx: int) -> tuple[list[int], list[list[int]]]:

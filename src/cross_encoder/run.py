@@ -145,7 +145,53 @@ def last_complete_checkpoint(output_dir: str, world_size: int = 1) -> str | None
     return None
 
 
-def train(model_args, data_args, training_args, tokenizer, template):
+def build_evaluator(data_args, training_args, corpus, template):
+    """The dev reranking that selects the checkpoint (None without --eval_file)."""
+    from transformers.trainer_utils import IntervalStrategy
+
+    from .collection import TokenizedCollection
+    from .selection import RerankEvaluator
+
+    if not data_args.eval_file:
+        logger.warning(
+            "no dev ranking and qrels (--eval_query_file/--eval_file/--eval_qrels): the final "
+            "model is the last checkpoint, not one selected on dev"
+        )
+        return None
+    why = "with --eval_file"
+    queries = TokenizedCollection.load(
+        _require(data_args.eval_query_file, "--eval_query_file", why),
+        data_args.eval_query_id_file,
+    )
+    evaluator = RerankEvaluator(
+        queries,
+        corpus,
+        _require(data_args.eval_file, "--eval_file", why),
+        _require(data_args.eval_qrels, "--eval_qrels", why),
+        template,
+        topk=data_args.eval_topk,
+        metrics=[m.strip() for m in data_args.eval_metrics.split(",") if m.strip()],
+        max_queries=data_args.eval_max_queries,
+        seed=training_args.seed,
+        max_tokens=training_args.prediction_batch_tokens,
+        max_pairs=max(training_args.per_device_eval_batch_size, 1),
+    )
+    if training_args.eval_strategy == IntervalStrategy.NO:
+        logger.info("--eval_file without --eval_strategy: evaluating at the end of each epoch")
+        training_args.eval_strategy = IntervalStrategy.EPOCH
+    if training_args.metric_for_best_model in (None, "loss", "eval_loss"):
+        training_args.metric_for_best_model = evaluator.metrics[0]
+        training_args.greater_is_better = True
+    if training_args.metric_for_best_model.removeprefix("eval_") not in evaluator.metrics:
+        raise InputError(
+            None,
+            f"--metric_for_best_model {training_args.metric_for_best_model} is not one of "
+            f"--eval_metrics {data_args.eval_metrics}",
+        )
+    return evaluator
+
+
+def train(model_args, data_args, training_args, tokenizer, template, predict_template):
     from .collection import TokenizedCollection
     from .data import GroupCollator, TrainDataset
     from .trainer import CrossEncoderTrainer
@@ -181,20 +227,25 @@ def train(model_args, data_args, training_args, tokenizer, template):
         group_size=data_args.train_group_size,
         sample_neg_from_topk=data_args.sample_neg_from_topk,
         seed=training_args.seed,
+        sample_neg_skip_topk=data_args.sample_neg_skip_topk,
+        random_negatives=data_args.random_negatives,
     )
     if len(dataset) == 0:
         raise InputError(qrels_path, "no training query has a positive in the corpus")
     logger.info("training on %d queries, group size %d", len(dataset), dataset.group_size)
     training_args.remove_unused_columns = False
+    evaluator = build_evaluator(data_args, training_args, corpus, predict_template)
     model = load_model(model_args)
     trainer = CrossEncoderTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
+        eval_dataset=None if evaluator is None else ["dev"],  # evaluate() reranks instead
         data_collator=GroupCollator(template),
         processing_class=tokenizer,
         group_size=data_args.train_group_size,
         temperature=training_args.temperature,
+        evaluator=evaluator,
     )
     last = None
     if os.path.isdir(training_args.output_dir) and not getattr(
@@ -213,6 +264,14 @@ def train(model_args, data_args, training_args, tokenizer, template):
             data_args.train_group_size,
         )
     log_peak_gpu_memory("train")
+    if evaluator is not None and trainer.state.best_model_checkpoint:
+        logger.info(
+            "best dev %s %.4f at %s%s",
+            training_args.metric_for_best_model,
+            trainer.state.best_metric,
+            trainer.state.best_model_checkpoint,
+            " (the final model)" if training_args.load_best_model_at_end else "",
+        )
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
@@ -321,16 +380,19 @@ def main(argv: list[str] | None = None) -> int:
         model_args.tokenizer_name or model_args.model_name_or_path, model_args.trust_remote_code
     )
     template = PairTemplate(tokenizer, data_args.max_len)
+    predict_template = PairTemplate(tokenizer, data_args.prediction_max_len)
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, torch.get_num_threads()))
     model = None
     try:
         if training_args.do_train:
-            model = train(model_args, data_args, training_args, tokenizer, template)
+            model = train(
+                model_args, data_args, training_args, tokenizer, template, predict_template
+            )
         if training_args.do_predict:
             if model is None:
                 model = load_model(model_args)
-            predict(model, data_args, training_args, template)
+            predict(model, data_args, training_args, predict_template)
     except NonFiniteLossError as e:
         # No traceback: the message names the step and what to change. Under torchrun the
         # agent then stops the other ranks.
