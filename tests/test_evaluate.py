@@ -47,3 +47,18 @@ def test_run_and_qrels_that_do_not_match(tmp_path, capsys):
     assert evaluate.main(["--score_file", str(scores), "--qrels_file", str(qrels)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {scores}: ranks none of the 1 judged queries")
+
+
+def test_fused_row_is_named_by_the_fusion_chosen_on_dev(tmp_path, capsys):
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("q1\ta\n")
+    fused = tmp_path / "fused.tsv"
+    fused.write_text("q1\ta\t1\t2\nq1\tx\t2\t1\n")
+    fusion = tmp_path / "fusion.json"
+    fusion.write_text(json.dumps({"describe": "rrf k=60, cross-encoder weight 0.5"}))
+    argv = ["--qrels_file", str(qrels), "--fused_file", str(fused), "--metrics", "MRR@10"]
+    assert evaluate.main([*argv, "--fusion_file", str(fusion)]) == 0
+    assert "fused (rrf k=60, cross-encoder weight 0.5; chosen on dev)" in capsys.readouterr().out
+    fusion.write_text("[]")
+    assert evaluate.main([*argv, "--fusion_file", str(fusion)]) == 2
+    assert "not a fusion file" in capsys.readouterr().err

@@ -42,7 +42,9 @@ def test_evaluator_matches_the_evaluate_cli(model_and_data, tiny_data, tmp_path,
     scores = score_pairs(model, template, queries, corpus, pairs, progress=False)
     from cross_encoder.rerank_fusion import main as fusion_main
 
-    write_scores(tmp_path / "s.tsv", ((q, p, float(s)) for (q, p), s in zip(pairs, scores)))
+    write_scores(
+        tmp_path / "s.tsv", ((q, p, float(s)) for (q, p), s in zip(pairs, scores, strict=True))
+    )
     full = tmp_path / "full.tsv"
     assert fusion_main(["--scores", str(tmp_path / "s.tsv"), "--ranking", ranking,
                         "--output_full", str(full)]) == 0  # fmt: skip

@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=PATH",
         help="another run to put in the table (repeatable)",
     )
+    p.add_argument("--fused_file", help="a fused run (cross_encoder.rerank_fusion --output_fused)")
+    p.add_argument(
+        "--fusion_file",
+        help="the fusion chosen on dev (rerank_fusion --tune_qrels): names the fused row",
+    )
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
     p.add_argument("--output_json", help="write {run: {metric: value}} here")
     p.add_argument("--per_query_file", help="write run\\tmetric\\tqid\\tvalue here")
@@ -96,6 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((name, path))
     if args.score_file:
         runs.append(("reranked", args.score_file))
+    if args.fused_file:
+        label = "fused"
+        if args.fusion_file:
+            from .io import read_json
+
+            chosen = read_json(args.fusion_file)
+            if not isinstance(chosen, dict) or "describe" not in chosen:
+                raise InputError(args.fusion_file, "not a fusion file (no 'describe' key)")
+            label = f"fused ({chosen['describe']}; chosen on dev)"
+        runs.append((label, args.fused_file))
     if not runs:
         raise InputError(
             None, "nothing to evaluate: give --score_file, --first_stage_file or --run"

@@ -470,6 +470,18 @@ def write_qrels_pairs(path: PathLike, pos: Mapping[str, Sequence[str]]) -> None:
                 f.write(f"{qid}\t{pid}\n")
 
 
+def read_json(path: PathLike) -> Any:
+    """A JSON file; a missing or broken one is an :class:`InputError` naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise InputError(path, f"not valid JSON ({e})") from None
+
+
 def write_json(path: PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, sort_keys=False)

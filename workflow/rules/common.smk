@@ -78,6 +78,22 @@ TRAIN = config["train"]
 FIRST = config["first_stage"]
 SPLITS = config["evaluate"]["splits"]
 FUSE = config["rerank"]["fuse_with_first_stage"]
+SELECT = TRAIN["selection"]
+METRIC = config["evaluate"]["metrics"][
+    0
+]  # what selection and fusion maximise by default
+# Splits whose queries are tokenized and reranked: the evaluated ones, plus dev when it
+# selects the checkpoint or tunes the fusion.
+TUNE_SPLIT = "dev"
+QUERY_SPLITS = list(
+    dict.fromkeys(
+        [
+            *SPLITS,
+            *([SELECT["split"]] if SELECT["split"] else []),
+            *([TUNE_SPLIT] if FUSE["method"] == "auto" else []),
+        ]
+    )
+)
 ENV = "../../envs/cross_encoder.yaml"
 
 
@@ -181,6 +197,63 @@ def remote_code_flag():
 
 def precision_flags():
     return f"--precision {TRAIN['precision']}"
+
+
+def selection_inputs():
+    """Dev files the train rule reads to select its checkpoint (none without selection)."""
+    split = SELECT["split"]
+    if not split:
+        return {}
+    return {
+        "eval_queries": OUT / "tokenized" / f"{split}_query",
+        "eval_ranking": ranking_file(split),
+        "eval_qrels": qrels_file(split),
+    }
+
+
+def selection_flags(wildcards, input):
+    """cross_encoder.run flags that rerank dev every eval_steps and keep the best checkpoint."""
+    if not SELECT["split"]:
+        return f"--save_steps {TRAIN['save_steps']}"
+    metric = SELECT["metric"] or METRIC
+    metrics = list(dict.fromkeys([metric, *config["evaluate"]["metrics"]]))
+    flags = [
+        f"--eval_query_file {q(input.eval_queries)}",
+        f"--eval_file {q(input.eval_ranking)}",
+        f"--eval_qrels {q(input.eval_qrels)}",
+        f"--eval_topk {SELECT['topk'] or config['rerank']['prediction_topk']}",
+        f"--eval_max_queries {SELECT['max_queries']}",
+        f"--eval_metrics {q(','.join(metrics))}",
+        f"--eval_strategy steps --eval_steps {SELECT['eval_steps']}",
+        f"--save_steps {SELECT['eval_steps']} --load_best_model_at_end",
+        f"--metric_for_best_model {q(metric)}",
+    ]
+    if SELECT["patience"]:
+        flags.append(f"--early_stopping_patience {SELECT['patience']}")
+    return " ".join(flags)
+
+
+def prediction_max_len():
+    return config["rerank"]["max_len"] or TRAIN["max_len"]
+
+
+def fusion_sources(split):
+    """Scored rankings interpolated with the cross-encoder besides the first stage's own
+    score: BM25's and the dense one under a hybrid first stage."""
+    if user_ranking(split) or FIRST["method"] != "hybrid":
+        return {}
+    return {m: str(OUT / "first_stage" / f"{split}.{m}.tsv") for m in ("bm25", "dense")}
+
+
+def source_flags(paths):
+    return " ".join(q(f"--source={name}={path}") for name, path in paths.items())
+
+
+def fusion_how(wildcards, input):
+    """How rerank_fusion fuses: the tuned file, or the configured fixed setting."""
+    if FUSE["method"] == "auto":
+        return f"--fusion_file {q(input.fusion)}"
+    return f"--method {FUSE['method']} --weight {FUSE['weight']} --k {FUSE['k']}"
 
 
 def eval_targets():

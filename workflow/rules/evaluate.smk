@@ -5,6 +5,7 @@ rule evaluate:
     input:
         scores=OUT / "rerank" / "{split}.full.tsv",
         fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
+        fusion=OUT / "rerank" / "fusion.json" if FUSE["method"] == "auto" else [],
         ranking=lambda w: ranking_file(w.split),
         qrels=lambda w: qrels_file(w.split),
     output:
@@ -19,9 +20,15 @@ rule evaluate:
     params:
         metrics=",".join(config["evaluate"]["metrics"]),
         fused=lambda w, input: (
-            q(f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}")
-            if FUSE["method"] != "none"
-            else ""
+            ""
+            if FUSE["method"] == "none"
+            else (
+                f"--fused_file {q(input.fused)} --fusion_file {q(input.fusion)}"
+                if FUSE["method"] == "auto"
+                else q(
+                    f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}"
+                )
+            )
         ),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"

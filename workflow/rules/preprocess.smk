@@ -6,11 +6,11 @@ rule preprocess:
         corpus=raw_file("corpus"),
         train_queries=query_file("train"),
         train_qrels=qrels_file("train"),
-        eval_queries=[query_file(s) for s in SPLITS],
+        eval_queries=[query_file(s) for s in QUERY_SPLITS],
     output:
         corpus=directory(OUT / "tokenized" / "corpus"),
         train_query=directory(OUT / "tokenized" / "train_query"),
-        queries=[directory(OUT / "tokenized" / f"{s}_query") for s in SPLITS],
+        queries=[directory(OUT / "tokenized" / f"{s}_query") for s in QUERY_SPLITS],
         train_qrels=OUT / "tokenized" / "train_qrels.txt",
     log:
         OUT / "logs" / "preprocess.log",
@@ -27,8 +27,8 @@ rule preprocess:
         tokenizer=config["preprocess"]["tokenizer"] or TRAIN["model"],
         max_len=config["preprocess"]["max_seq_length"],
         title="--use_title" if config["preprocess"]["use_title"] else "",
-        dev=lambda w: q(query_file("dev")) if "dev" in SPLITS else "''",
-        test=lambda w: q(query_file("test")) if "test" in SPLITS else "''",
+        dev=lambda w: q(query_file("dev")) if "dev" in QUERY_SPLITS else "''",
+        test=lambda w: q(query_file("test")) if "test" in QUERY_SPLITS else "''",
         remote_code=remote_code_flag(),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"

@@ -24,7 +24,7 @@ rule rerank:
         launcher=torch_launcher(config["rerank"]["nproc"]),
         workdir=str(OUT / "rerank" / "work_{split}"),
         topk=config["rerank"]["prediction_topk"],
-        max_len=TRAIN["max_len"],
+        max_len=prediction_max_len(),
         tokens=config["rerank"]["batch_tokens"],
         remote_code=remote_code_flag(),
     shell:
@@ -38,13 +38,38 @@ rule rerank:
         " > {log:q} 2>&1"
 
 
+# The fusion of the cross-encoder with the first stage, chosen on dev
+# (rerank.fuse_with_first_stage.method: auto): every setting tried and the choice.
+rule tune_fusion:
+    input:
+        scores=OUT / "rerank" / f"{TUNE_SPLIT}.scores.tsv",
+        ranking=ranking_file(TUNE_SPLIT),
+        qrels=qrels_file(TUNE_SPLIT),
+        sources=list(fusion_sources(TUNE_SPLIT).values()),
+    output:
+        OUT / "rerank" / "fusion.json",
+    log:
+        OUT / "logs" / "tune_fusion.log",
+    conda:
+        ENV
+    params:
+        metric=FUSE["metric"] or METRIC,
+        sources=source_flags(fusion_sources(TUNE_SPLIT)),
+    shell:
+        "python -m cross_encoder.rerank_fusion --scores {input.scores:q}"
+        " --ranking {input.ranking:q} --tune_qrels {input.qrels:q} --metric {params.metric:q}"
+        " --fusion_file {output:q} {params.sources} > {log:q} 2>&1"
+
+
 # The reranked top-k followed by the first stage's tail (the pure reranked run, so that
-# Recall@100 is measured on what the reranker returns), and optionally a run that fuses the
-# cross-encoder's ranking with the first stage's (rerank.fuse_with_first_stage).
+# Recall@100 is measured on what the reranker returns), and the run that fuses the
+# cross-encoder with the first stage (rerank.fuse_with_first_stage).
 rule rerank_fusion:
     input:
         scores=OUT / "rerank" / "{split}.scores.tsv",
         ranking=lambda w: ranking_file(w.split),
+        fusion=OUT / "rerank" / "fusion.json" if FUSE["method"] == "auto" else [],
+        sources=lambda w: list(fusion_sources(w.split).values()),
     output:
         full=OUT / "rerank" / "{split}.full.tsv",
         fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
@@ -53,13 +78,12 @@ rule rerank_fusion:
     conda:
         ENV
     params:
-        method=FUSE["method"],
-        weight=FUSE["weight"],
-        k=FUSE["k"],
+        how=fusion_how,
+        sources=lambda w: source_flags(fusion_sources(w.split)),
         fused=lambda w, output: (
             f"--output_fused {q(output.fused)}" if FUSE["method"] != "none" else ""
         ),
     shell:
         "python -m cross_encoder.rerank_fusion --scores {input.scores:q}"
-        " --ranking {input.ranking:q} --output_full {output.full:q} --method {params.method}"
-        " --weight {params.weight} --k {params.k} {params.fused} > {log:q} 2>&1"
+        " --ranking {input.ranking:q} --output_full {output.full:q} {params.sources}"
+        " {params.how} {params.fused} > {log:q} 2>&1"

@@ -5,6 +5,7 @@
 
 rule train_cross_encoder:
     input:
+        **selection_inputs(),
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "train_query",
         qrels=OUT / "tokenized" / "train_qrels.txt",
@@ -33,7 +34,21 @@ rule train_cross_encoder:
         remote_code=remote_code_flag(),
         group=TRAIN["train_group_size"],
         topk=TRAIN["sample_neg_from_topk"],
+        skip=TRAIN["sample_neg_skip_topk"],
+        random_negs=TRAIN["random_negatives"],
         max_len=TRAIN["max_len"],
+        predict_len=prediction_max_len(),
+        head_lr=(
+            f"--head_learning_rate {TRAIN['head_learning_rate']}"
+            if TRAIN["head_learning_rate"]
+            else ""
+        ),
+        layer_decay=(
+            f"--layerwise_lr_decay {TRAIN['layerwise_lr_decay']}"
+            if TRAIN["layerwise_lr_decay"]
+            else ""
+        ),
+        selection=selection_flags,
         batch=TRAIN["per_device_train_batch_size"],
         accum=TRAIN["gradient_accumulation_steps"],
         lr=TRAIN["learning_rate"],
@@ -41,7 +56,6 @@ rule train_cross_encoder:
         warmup=TRAIN["warmup_steps"],
         epochs=TRAIN["num_train_epochs"],
         seed=TRAIN["seed"],
-        save_steps=TRAIN["save_steps"],
         extra=extra_args(TRAIN["extra_args"]),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
@@ -52,9 +66,12 @@ rule train_cross_encoder:
         " --corpus_file {input.corpus:q} --train_query_file {input.queries:q}"
         " --train_qrels {input.qrels:q} --neg_file {input.negs:q}"
         " --train_group_size {params.group} --sample_neg_from_topk {params.topk}"
-        " --max_len {params.max_len} --per_device_train_batch_size {params.batch}"
+        " --sample_neg_skip_topk {params.skip} --random_negatives {params.random_negs}"
+        " --max_len {params.max_len} --prediction_max_len {params.predict_len}"
+        " --per_device_train_batch_size {params.batch}"
         " --gradient_accumulation_steps {params.accum} --learning_rate {params.lr}"
+        " {params.head_lr} {params.layer_decay}"
         " --weight_decay {params.wd} --warmup_steps {params.warmup}"
         " --num_train_epochs {params.epochs} --seed {params.seed}"
-        " --save_steps {params.save_steps} --save_total_limit 2 --logging_steps 10"
+        " {params.selection} --save_total_limit 2 --logging_steps 10"
         " --report_to none --dataloader_num_workers 0 {params.extra}) > {log:q} 2>&1"
