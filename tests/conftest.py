@@ -54,6 +54,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def precision_cache(tmp_path_factory) -> Path:
+    """precision auto's per-machine timing cache: one per test session (inherited by the
+    CLIs and workflows the tests start), not the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("cross_encoder_cache")
+    old = os.environ.get("CROSS_ENCODER_CACHE_DIR")
+    os.environ["CROSS_ENCODER_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CROSS_ENCODER_CACHE_DIR", None)
+    else:
+        os.environ["CROSS_ENCODER_CACHE_DIR"] = old
+
+
 def build_tokenizer(out_dir: Path) -> None:
     """A BERT-style fast tokenizer (uncased WordPiece) over the toy vocabulary."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import torch
 from transformers import AutoModel
 
-from cross_encoder import dense, io
+from cross_encoder import dense, hardware, io
 
 
 def test_top_k_equals_brute_force():
@@ -24,6 +25,26 @@ def test_encode_is_order_independent_and_normalised(tiny_model_dir):
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
     single = np.stack([enc.encode([t])[0] for t in texts])
     np.testing.assert_allclose(emb, single, atol=1e-5)
+
+
+def test_bf16_encoding_agrees_with_fp32(tiny_model_dir):
+    texts = [f"the fox {w} the rabbit near the river" for w in ("saw", "chased", "met")]
+    texts += ["a much longer text about a horse and a cow in a small green town", "x"]
+    ref = dense.BiEncoder(str(tiny_model_dir), max_length=32).encode(texts)
+    enc = dense.BiEncoder(str(tiny_model_dir), max_length=32, dtype=torch.bfloat16)
+    assert next(enc.model.parameters()).dtype == torch.bfloat16
+    got = enc.encode(texts, batch_size=2)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    assert (got * ref).sum(1).min() > 0.99  # cosine to the fp32 embedding
+
+
+def test_encode_dtype_follows_precision(monkeypatch):
+    assert dense.encode_dtype("fp32", "cpu") == torch.float32
+    assert dense.encode_dtype("bf16", "cpu") == torch.bfloat16
+    assert dense.encode_dtype("auto", "cuda") == torch.float32  # GPUs: as before
+    monkeypatch.setattr(hardware, "cpu_capabilities", lambda: {"avx2": True})
+    assert dense.encode_dtype("auto", "cpu") == torch.float32  # no AMX: fp32
 
 
 @pytest.mark.slow

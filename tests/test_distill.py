@@ -156,3 +156,52 @@ def test_distill_refuses_unscored_negatives(tmp_path, story_data, tiny_model_dir
     err = capsys.readouterr().err
     assert f"error: {negs}:" in err and "first of 1 pairs without one" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_bf16_distillation_autocasts_and_saves_fp32_weights(
+    tmp_path, story_data, tiny_model_dir, monkeypatch
+):
+    """--precision bf16 (what auto picks on an AMX CPU): the encoder runs under autocast,
+    the optimizer is fused AdamW over float32 weights, and float32 weights are saved."""
+    from safetensors.torch import load_file
+
+    from cross_encoder import dense
+
+    seen = []
+    real = dense.BiEncoder.forward
+
+    def spy(self, texts):
+        seen.append((torch.is_autocast_enabled("cpu"), next(self.model.parameters()).dtype))
+        return real(self, texts)
+
+    monkeypatch.setattr(dense.BiEncoder, "forward", spy)
+    fused = []
+    real_adamw = torch.optim.AdamW
+
+    def adamw(*args, **kwargs):
+        fused.append(kwargs.get("fused"))
+        return real_adamw(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", adamw)
+    negs, scores = tiny_teacher(tmp_path, story_data)
+    out = tmp_path / "distilled"
+    argv = ["--model", str(tiny_model_dir), "--output_dir", str(out)]
+    argv += ["--corpus_file", str(story_data["corpus"]), "--train_query_file"]
+    argv += [str(story_data["train_queries"]), "--train_qrels", str(story_data["train_qrels"])]
+    argv += ["--neg_file", str(negs), "--teacher_score_files", str(scores), "--max_steps", "2"]
+    argv += ["--batch_size", "4", "--group_size", "4", "--max_length", "32", "--precision"]
+    assert distill.main([*argv, "bf16"]) == 0
+    assert seen and set(seen) == {(True, torch.float32)} and fused == [True]
+    log = json.loads((out / "distill_log.json").read_text())
+    assert log["precision"] == "bf16" and all(math.isfinite(h["loss"]) for h in log["history"])
+    weights = load_file(out / "model.safetensors")
+    assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.float32}
+    seen.clear()
+    assert distill.main([*argv, "fp32"]) == 0
+    assert set(seen) == {(False, torch.float32)}
+
+
+def test_auto_on_a_gpu_keeps_fp32(monkeypatch):
+    assert distill.train_precision("auto", "cuda") == "fp32"
+    assert distill.train_precision("fp32", "cpu") == "fp32"
+    assert distill.train_precision("bf16", "cpu") == "bf16"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cross_encoder import run, trainer
+from cross_encoder import hardware, run, trainer
 from cross_encoder.run import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,23 +87,44 @@ def test_msmarco_config_is_the_seed_recipe(tmp_path):
     assert cfg["preprocess"]["tokenizer"] == t["model"]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
-@pytest.mark.parametrize("flag", ["--fp16", "--bf16", "--precision=fp16"])
-def test_half_precision_without_gpu_warns_and_uses_fp32(tmp_path, flag):
-    with pytest.warns(UserWarning, match="no CUDA GPU is present: training in fp32"):
-        _, _, args = parse_args(
-            ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--do_train", flag]
-        )
-    assert not args.fp16 and not args.bf16 and args.use_cpu
+def _cpu_args(tmp_path, *flags):
+    return parse_args(
+        ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--do_train", *flags]
+    )[2]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
-def test_precision_auto_is_fp32_on_cpu(tmp_path, recwarn):
-    _, _, args = parse_args(
-        ["--output_dir", str(tmp_path), "--model_name_or_path", "m", "--precision", "auto"]
-    )
-    assert not args.fp16 and not args.bf16
-    assert not [w for w in recwarn if "fp32" in str(w.message)]
+@pytest.mark.parametrize("flags", [[], ["--precision", "auto"]])
+def test_precision_auto_on_cpu_is_the_measured_choice(tmp_path, flags, caplog):
+    expected = hardware.choose_cpu_precision().precision
+    with caplog.at_level("INFO", logger="cross_encoder.hardware"):
+        args = _cpu_args(tmp_path, *flags)
+    assert args.bf16 == (expected == "bf16") and not args.fp16 and args.use_cpu
+    lines = [r.getMessage() for r in caplog.records if "precision auto ->" in r.getMessage()]
+    assert len(lines) == 1 and expected in lines[0]  # one line: what and why
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
+@pytest.mark.parametrize("flags", [["--fp16"], ["--precision=fp16"]])
+def test_fp16_on_cpu_warns_and_uses_the_auto_choice(tmp_path, flags, caplog):
+    expected = hardware.choose_cpu_precision().precision
+    with caplog.at_level("WARNING", logger="cross_encoder.hardware"):
+        args = _cpu_args(tmp_path, *flags)
+    assert "fp16 has no fast CPU path" in caplog.text
+    assert not args.fp16 and args.bf16 == (expected == "bf16") and args.use_cpu
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
+@pytest.mark.parametrize(
+    ("flags", "bf16"),
+    [(["--bf16"], True), (["--precision", "bf16"], True), (["--precision", "fp32"], False)],
+)
+def test_forced_precision_on_cpu_is_kept(tmp_path, flags, bf16):
+    args = _cpu_args(tmp_path, *flags)
+    assert (args.bf16, args.fp16, args.use_cpu) == (bf16, False, True)
+    # bf16 on a CPU trains with fused AdamW and float32 master weights (autocast)
+    assert args.optim == "adamw_torch_fused"
+    assert args.mixed_precision == ("bf16" if bf16 else "no")
 
 
 def test_precision_contradicting_flag_is_an_error(tmp_path, capsys):

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from . import hardware
+
 
 @dataclass
 class ModelArguments:
@@ -133,7 +135,7 @@ def disable_deepspeed_shm_comm() -> None:
 
 
 # Not "mixed_precision": TrainingArguments.__post_init__ overwrites an attribute of that name.
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+PRECISIONS = hardware.PRECISIONS
 
 
 @dataclass
@@ -170,15 +172,16 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     precision: str | None = field(
         default=None,
         metadata={
-            "help": "auto: bf16 on GPUs that support it, else fp16 on GPU, fp32 without one; "
-            "bf16/fp16/fp32: as named. Unset: --fp16/--bf16 decide (HF behaviour)",
+            "help": "auto: on a CPU bf16 where it is fast (AMX, confirmed by a timing), else "
+            "fp32; on a GPU bf16 where supported, else fp16. bf16/fp16/fp32: as named (fp16 "
+            "on a CPU: auto's choice). Unset: --fp16/--bf16 decide; without them auto on a "
+            "CPU, fp32 on a GPU (HF behaviour)",
             "choices": list(PRECISIONS),
         },
     )
 
     def __post_init__(self) -> None:
         import logging
-        import warnings
 
         import torch
 
@@ -190,33 +193,30 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("--early_stopping_patience must be >= 1")
         cuda = torch.cuda.is_available()
-        if self.precision is not None:
-            mp = self.precision
+        mp = self.precision
+        if mp is not None:
             if mp not in PRECISIONS:
                 raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}")
             if (self.fp16 and mp != "fp16") or (self.bf16 and mp != "bf16"):
                 raise ValueError(f"--precision {mp} contradicts --fp16/--bf16: pass one")
-            if mp == "auto":
-                if cuda:
-                    bf16_ok = torch.cuda.is_bf16_supported(including_emulation=False)
-                    mp = "bf16" if bf16_ok else "fp16"
-                else:
-                    mp = "fp32"
-                log.info("--precision auto: %s", mp if cuda else "fp32 (no CUDA GPU)")
-            self.fp16, self.bf16 = mp == "fp16", mp == "bf16"
-        elif cuda and self.fp16 and torch.cuda.is_bf16_supported(including_emulation=False):
-            log.info(
-                "--fp16 on a GPU with bf16 support: keeping fp16 as asked (bf16 is less prone to "
-                "overflow; --bf16 or --precision auto would use it)"
-            )
-        if not cuda:
-            if self.fp16 or self.bf16:
-                warnings.warn(
-                    "--fp16/--bf16 asked for but no CUDA GPU is present: training in fp32 "
-                    "(bf16 on CPUs without bf16 units runs ~6x slower than fp32)",
-                    stacklevel=2,
+        elif self.fp16 or self.bf16:
+            mp = "fp16" if self.fp16 else "bf16"
+        elif not cuda:
+            mp = "auto"
+        if cuda:
+            if mp is not None:
+                mp = hardware.resolve(mp, "cuda")
+                self.fp16, self.bf16 = mp == "fp16", mp == "bf16"
+            elif self.fp16 and torch.cuda.is_bf16_supported(including_emulation=False):
+                log.info(
+                    "--fp16 on a GPU with bf16 support: keeping fp16 as asked (bf16 is less "
+                    "prone to overflow; --bf16 or --precision auto would use it)"
                 )
-                self.fp16 = self.bf16 = False
+        else:
+            # bf16 on a CPU: HF Trainer (accelerate's native AMP) runs the forward under
+            # torch.autocast("cpu", bf16) with float32 master weights; predict casts weights.
+            mp = hardware.resolve(mp, "cpu")
+            self.fp16, self.bf16 = False, mp == "bf16"
             self.use_cpu = True
             if self.deepspeed:
                 disable_deepspeed_shm_comm()

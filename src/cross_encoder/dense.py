@@ -7,6 +7,9 @@
 
 Any sentence-transformers-style model folder works (mean pooling over the last hidden
 state, L2-normalised, as all-MiniLM-L6-v2 is trained; ``--pooling cls`` for CLS models).
+``--precision auto`` encodes with bf16 weights on a CPU where bf16 is fast (AMX, see
+:mod:`cross_encoder.hardware`), in fp32 elsewhere (GPUs included, as before); pooling and
+normalisation run in float32 either way.
 The index is ``embeddings.npy`` (float32, one row per passage) + ``pids.txt``. Search is an
 exact matrix product with a running top-k over corpus chunks, so memory stays bounded.
 """
@@ -46,7 +49,10 @@ class BiEncoder:
         device: str | None = None,
         model=None,
         tokenizer=None,
+        dtype: torch.dtype = torch.float32,
     ):
+        """``dtype``: the weights' dtype. bf16 is for encoding only (a training loop keeps
+        float32 weights and autocasts, as :mod:`cross_encoder.distill` does)."""
         from transformers import AutoModel, AutoTokenizer
 
         from .models import resolve_model
@@ -54,7 +60,7 @@ class BiEncoder:
         path = resolve_model(name)
         try:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-            self.model = model or AutoModel.from_pretrained(path, use_safetensors=True)
+            self.model = model or AutoModel.from_pretrained(path, use_safetensors=True, dtype=dtype)
         except OSError as e:
             raise InputError(name, f"cannot load bi-encoder: {str(e).splitlines()[0]}") from None
         self.max_length = max_length
@@ -71,7 +77,7 @@ class BiEncoder:
             max_length=self.max_length,
             return_tensors="pt",
         ).to(self.device)
-        hidden = self.model(**batch).last_hidden_state
+        hidden = self.model(**batch).last_hidden_state.float()  # pool in float32
         if self.pooling == "cls":
             emb = hidden[:, 0]
         else:
@@ -177,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--pooling", choices=["mean", "cls"], default="mean")
         s.add_argument("--batch_size", type=int, default=64)
         s.add_argument("--index_dir", required=True)
+        s.add_argument(
+            "--precision",
+            choices=["auto", "fp32", "bf16"],
+            default="auto",
+            help="auto: bf16 weights on a CPU where bf16 is fast (AMX), else fp32",
+        )
     enc = sub.choices["encode"]
     enc.add_argument("--corpus_file", required=True)
     srch = sub.choices["search"]
@@ -186,14 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def encode_dtype(precision: str, device: str | None = None) -> torch.dtype:
+    """The weights' dtype for encoding at ``--precision``: ``auto`` is the machine's choice
+    on a CPU (:func:`cross_encoder.hardware.resolve`) and float32 on a GPU (as before)."""
+    from . import hardware
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if precision == "auto" and torch.device(device).type == "cuda":
+        return torch.float32
+    return hardware.torch_dtype(hardware.resolve(precision, device))
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     torch.manual_seed(0)
+    dtype = encode_dtype(args.precision)
     if args.command == "encode":
         pids, texts = passage_texts(args.corpus_file)
-        encoder = BiEncoder(args.model, args.max_length, args.pooling)
+        encoder = BiEncoder(args.model, args.max_length, args.pooling, dtype=dtype)
         emb = encoder.encode(texts, args.batch_size, desc="encode corpus")
         save_index(args.index_dir, emb, pids)
         logger.info("encoded %d passages -> %s", len(pids), args.index_dir)
@@ -202,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(None, "--depth must be >= 1")
     emb, pids = load_index(args.index_dir)
     queries = read_queries(args.query_file)
-    encoder = BiEncoder(args.model, args.max_length, args.pooling)
+    encoder = BiEncoder(args.model, args.max_length, args.pooling, dtype=dtype)
     ranking = search(encoder, emb, pids, queries, args.depth, args.batch_size)
     write_ranking(args.output_ranking, ranking)
     logger.info("retrieved for %d queries -> %s", len(ranking), args.output_ranking)

@@ -13,6 +13,11 @@ normalised) scores the group, and :func:`distillation_loss` pulls the softmax of
 scores towards the softmax of the teacher's, plus a small contrastive term. Every pair that
 can be drawn must have a teacher score (checked first, as ``cross_encoder.teacher check``).
 
+``--precision auto`` trains under ``torch.autocast`` in bf16 on a CPU where bf16 is fast
+(AMX, see :mod:`cross_encoder.hardware`), with float32 master weights (what is saved) and
+the loss in float32; fp32 elsewhere (GPUs included, as before). The optimizer is torch's
+fused AdamW.
+
 The result is a sentence-transformers model folder (``model.safetensors``, config,
 tokenizer, ``modules.json``, pooling and normalisation), written atomically: usable by
 ``cross_encoder.dense`` and by ``SentenceTransformer(path)``.
@@ -221,22 +226,30 @@ def train(args) -> dict:
         args.seed,
     )
     encoder = BiEncoder(args.model, args.max_length, args.pooling)
+    precision = train_precision(args.precision, encoder.device)
+    device_type = torch.device(encoder.device).type
+    autocast = {"device_type": device_type, "dtype": torch.bfloat16}
+    autocast["enabled"] = precision == "bf16"
     steps_per_epoch = math.ceil(len(data) / args.batch_size)
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
     optim = torch.optim.AdamW(
-        encoder.model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
+        encoder.model.parameters(),
+        lr=args.learning_rate,
+        weight_decay=args.weight_decay,
+        fused=device_type in ("cpu", "cuda"),  # one kernel for all parameters
     )
     sched = get_linear_schedule_with_warmup(optim, int(args.warmup_ratio * total), total)
     logger.info(
-        "distilling %s on %d queries: %d steps (batch %d x group %d), %s",
+        "distilling %s on %d queries: %d steps (batch %d x group %d), %s, %s",
         args.model,
         len(data),
         total,
         args.batch_size,
         args.group_size,
         encoder.device,
+        "bf16 autocast, fp32 master weights" if precision == "bf16" else "fp32",
     )
     encoder.model.train()
     history: list[dict] = []
@@ -245,9 +258,11 @@ def train(args) -> dict:
         for qs, ps, teacher in data.batches(epoch, args.batch_size):
             if step >= total:
                 break
-            loss, parts = distillation_loss(
-                encoder.forward(qs),
-                encoder.forward(ps),
+            with torch.autocast(**autocast):
+                q_reps, p_reps = encoder.forward(qs), encoder.forward(ps)
+            loss, parts = distillation_loss(  # casts to float32 itself
+                q_reps,
+                p_reps,
                 teacher.to(encoder.device),
                 temperature=args.temperature,
                 teacher_temperature=args.teacher_temperature,
@@ -280,12 +295,23 @@ def train(args) -> dict:
         "args": vars(args),
         "queries": len(data),
         "steps": step,
+        "precision": precision,
         "seconds": round(time.perf_counter() - start, 2),
         "history": history,
     }
     write_json(Path(args.output_dir) / "distill_log.json", summary)
     logger.info("distilled model in %s (%d steps)", args.output_dir, step)
     return summary
+
+
+def train_precision(precision: str, device: str) -> str:
+    """``fp32`` or ``bf16`` for training at ``--precision``: ``auto`` is the machine's choice
+    on a CPU (:func:`cross_encoder.hardware.resolve`) and fp32 on a GPU (as before)."""
+    from . import hardware
+
+    if precision == "auto" and torch.device(device).type == "cuda":
+        return "fp32"
+    return hardware.resolve(precision, device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--pooling", choices=["mean", "cls"], default="mean")
     a("--seed", type=int, default=42)
     a("--logging_steps", type=int, default=10)
+    a(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="auto: bf16 autocast on a CPU where bf16 is fast (AMX), else fp32",
+    )
     return p
 
 

@@ -1,6 +1,7 @@
 """Score query-passage pairs fast: pre-tokenized inputs, length-sorted batches under a
 token budget, ``inference_mode``, sharded across ``torchrun`` ranks and gathered in input
-order. On CUDA out-of-memory a batch is split and retried instead of failing the run."""
+order; bf16 weights on a CPU where that is fast, autocast on a GPU, the score head in float32
+either way. On CUDA out-of-memory a batch is split and retried instead of failing the run."""
 
 from __future__ import annotations
 
@@ -93,6 +94,18 @@ def fp32_score_head(model):
         del head.forward
 
 
+def cast_for_inference(model, dtype: torch.dtype):
+    """Cast ``model``'s weights to ``dtype`` (bf16 on an AMX CPU) in place, except the score
+    head, which stays float32 and runs in float32 (:func:`fp32_score_head`): scores keep full
+    resolution. On a CPU this is faster than autocast, which re-casts every weight on every
+    forward. Inference only: training needs float32 master weights."""
+    head = _score_head(model)
+    model.to(dtype)
+    if head is not None:
+        head.to(torch.float32)
+    return model
+
+
 def score_pairs(
     model,
     template: PairTemplate,
@@ -107,8 +120,9 @@ def score_pairs(
 ) -> np.ndarray | None:
     """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32.
 
-    ``autocast_dtype`` (bf16/fp16) runs the encoder under autocast; the score head always
-    runs in float32.
+    ``autocast_dtype`` (bf16/fp16) runs the encoder under autocast (the GPU path); a model
+    cast with :func:`cast_for_inference` runs in its own dtype (the CPU path). The score
+    head always runs in float32.
 
     Under ``torch.distributed`` every rank scores its share of the batches; rank 0 returns
     all scores, the other ranks return ``None``.

@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None):
 def load_model(model_args: ModelArguments):
     """The model in float32, whatever dtype it was saved in: transformers 5 loads a bf16
     checkpoint (what DeepSpeed bf16 training saves) as bf16, which would make AMP training
-    update bf16 weights and CPU predict run ~6x slower. Mixed precision is autocast's job."""
+    update bf16 weights and predict on a CPU without AMX run ~6x slower. Mixed precision is
+    autocast's job in training, and :func:`predict.cast_for_inference`'s in CPU predict."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -303,7 +304,7 @@ def predict(model, data_args, training_args, template) -> None:
 
     from .collection import TokenizedCollection
     from .io import write_scores
-    from .predict import score_pairs
+    from .predict import cast_for_inference, score_pairs
 
     why = "with --do_predict"
     corpus = TokenizedCollection.load(
@@ -323,6 +324,15 @@ def predict(model, data_args, training_args, template) -> None:
     autocast_dtype = None
     if training_args.device.type == "cuda" and (training_args.bf16 or training_args.fp16):
         autocast_dtype = torch.bfloat16 if training_args.bf16 else torch.float16
+    elif training_args.device.type == "cpu" and training_args.bf16:
+        # --precision auto chose bf16 (an AMX CPU) or it was asked for: bf16 weights, the
+        # score head in float32 (3.7x fp32 here, against 3.1x for autocast).
+        cast_for_inference(model, torch.bfloat16)
+    logger.info(
+        "predict precision: %s",
+        {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(autocast_dtype)
+        or ("bf16 weights, fp32 score head" if training_args.bf16 else "fp32"),
+    )
     start = time.perf_counter()
     scores = score_pairs(
         model,

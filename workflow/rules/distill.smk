@@ -40,6 +40,7 @@ rule distill_bi_encoder:
         in_batch="" if DISTILL["in_batch_negatives"] else "--no-in_batch_negatives",
         max_length=DISTILL["max_length"],
         seed=DISTILL["seed"],
+        precision=DISTILL["precision"],
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " OMP_NUM_THREADS={threads} python -m cross_encoder.distill --model {params.model:q}"
@@ -50,7 +51,8 @@ rule distill_bi_encoder:
         " --learning_rate {params.lr} --batch_size {params.batch} --group_size {params.group}"
         " --temperature {params.temperature} --teacher_temperature {params.teacher_temperature}"
         " --kl_weight {params.kl} --contrastive_weight {params.ce} {params.in_batch}"
-        " --max_length {params.max_length} --seed {params.seed}) > {log:q} 2>&1"
+        " --max_length {params.max_length} --seed {params.seed}"
+        " --precision {params.precision}) > {log:q} 2>&1"
 
 
 rule distill_dense_index:
@@ -75,10 +77,12 @@ rule distill_dense_index:
         model=lambda w: distill_encoder(w.stage),
         max_length=DISTILL["max_length"],
         batch=FIRST["dense"]["batch_size"],
+        precision=DISTILL["precision"],
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
         " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
+        " --precision {params.precision}"
         " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
 
 
@@ -102,10 +106,12 @@ rule distill_retrieve:
         model=lambda w: distill_encoder(w.stage),
         max_length=DISTILL["max_length"],
         depth=FIRST["depth"],
+        precision=DISTILL["precision"],
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
         " --model {params.model:q} --max_length {params.max_length}"
+        " --precision {params.precision}"
         " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
         " --output_ranking {output:q}) > {log:q} 2>&1"
 

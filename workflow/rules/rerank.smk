@@ -26,6 +26,7 @@ rule rerank:
         topk=config["rerank"]["prediction_topk"],
         max_len=prediction_max_len(),
         tokens=config["rerank"]["batch_tokens"],
+        precision=config["rerank"]["precision"],
         remote_code=remote_code_flag(),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
@@ -34,7 +35,8 @@ rule rerank:
         " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
         " --test_file {input.ranking:q} --prediction_topk {params.topk}"
         " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-        " --prediction_save_path {output:q} --report_to none {params.remote_code})"
+        " --prediction_save_path {output:q} --precision {params.precision}"
+        " --report_to none {params.remote_code})"
         " > {log:q} 2>&1"
 
 

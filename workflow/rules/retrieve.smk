@@ -91,10 +91,12 @@ rule dense_index:
         model=FIRST["dense"]["model"],
         max_length=FIRST["dense"]["max_length"],
         batch=FIRST["dense"]["batch_size"],
+        precision=FIRST["dense"]["precision"],
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
         " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
+        " --precision {params.precision}"
         " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
 
 
@@ -116,10 +118,12 @@ rule retrieve_dense:
         model=FIRST["dense"]["model"],
         max_length=FIRST["dense"]["max_length"],
         depth=FIRST["depth"],
+        precision=FIRST["dense"]["precision"],
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
         " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
         " --model {params.model:q} --max_length {params.max_length}"
+        " --precision {params.precision}"
         " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
         " --output_ranking {output:q}) > {log:q} 2>&1"
 
