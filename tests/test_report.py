@@ -77,6 +77,23 @@ def test_loss_curve_from_trainer_state(tmp_path):
     )
 
 
+def test_dev_selection_curve_is_plotted_under_the_loss(tmp_path):
+    history = [
+        {"step": 10, "loss": 2.0, "learning_rate": 1e-5},
+        {"step": 10, "eval_nDCG@10": 0.5, "eval_MRR@10": 0.4, "eval_runtime": 3.0},
+        {"step": 20, "loss": 1.5, "learning_rate": 2e-5},
+        {"step": 20, "eval_nDCG@10": 0.6, "eval_MRR@10": 0.5, "eval_runtime": 3.1},
+    ]
+    assert report.dev_curve(history) == {
+        "nDCG@10": [(10, 0.5), (20, 0.6)],
+        "MRR@10": [(10, 0.4), (20, 0.5)],
+    }
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"log_history": history, "best_global_step": 20}))
+    assert report.loss_figure(str(path), str(tmp_path / "l.png")) == 2
+    _png(tmp_path / "l.png")
+
+
 def test_bad_inputs_say_which_file(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text("{}")

@@ -162,11 +162,28 @@ def load_log_history(path: str) -> list[dict]:
         raise InputError(path, f"not a trainer_state.json with log_history ({e})") from None
 
 
+def dev_curve(history: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """``{metric: [(step, value), ...]}`` of the dev evaluations during training."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for h in history:
+        if "step" not in h:
+            continue
+        for k, v in h.items():
+            if k.startswith("eval_") and k != "eval_runtime" and not k.endswith("_per_second"):
+                curves.setdefault(k.removeprefix("eval_"), []).append((h["step"], float(v)))
+    return curves
+
+
 def loss_figure(trainer_state: str, plot: str) -> int:
-    """Training loss (and learning rate) by step; returns the number of points."""
-    hist = [h for h in load_log_history(trainer_state) if "loss" in h and "step" in h]
+    """Training loss (and learning rate) by step, and below it the dev metrics that selected
+    the checkpoint (when training evaluated on dev); returns the number of loss points."""
+    history = load_log_history(trainer_state)
+    hist = [h for h in history if "loss" in h and "step" in h]
+    curves = dev_curve(history)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    rows = 2 if curves else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(7, 4 * rows), squeeze=False, sharex=bool(curves))
+    ax = axes[0][0]
     if hist:
         steps = [h["step"] for h in hist]
         ax.plot(steps, [h["loss"] for h in hist], marker=".", label="training loss")
@@ -183,6 +200,20 @@ def loss_figure(trainer_state: str, plot: str) -> int:
         ax.text(0.5, 0.5, "no loss was logged", ha="center", va="center")
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
+    if curves:
+        dev = axes[1][0]
+        for name, points in curves.items():
+            xs, ys = zip(*points, strict=True)
+            dev.plot(xs, ys, marker="o", label=name)
+        state = json.loads(Path(trainer_state).read_text())
+        best = state.get("best_global_step")
+        if best:
+            dev.axvline(best, color="black", ls=":", lw=1, label=f"kept: step {best}")
+        dev.set_xlabel("optimizer step")
+        dev.set_ylabel("dev metric (reranked sample)")
+        dev.set_title("Model selection on dev")
+        dev.grid(alpha=0.3)
+        dev.legend(fontsize=8)
     _save(fig, plot)
     plt.close(fig)
     return len(hist)
@@ -200,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--per_query", action="append", required=True, metavar="SPLIT=TSV")
     d.add_argument("--metric", default="nDCG@10")
     d.add_argument("--plot", required=True)
-    loss = sub.add_parser("loss", help="training loss curve")
+    loss = sub.add_parser("loss", help="training loss curve and the dev selection curve")
     loss.add_argument("--trainer_state", required=True)
     loss.add_argument("--plot", required=True)
     args = p.parse_args(argv)

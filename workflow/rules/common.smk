@@ -216,7 +216,7 @@ def selection_flags(wildcards, input):
     if not SELECT["split"]:
         return f"--save_steps {TRAIN['save_steps']}"
     metric = SELECT["metric"] or METRIC
-    metrics = list(dict.fromkeys([metric, *config["evaluate"]["metrics"]]))
+    metrics = list(dict.fromkeys([metric, "nDCG@10", "MRR@10"]))
     flags = [
         f"--eval_query_file {q(input.eval_queries)}",
         f"--eval_file {q(input.eval_ranking)}",
