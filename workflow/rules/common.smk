@@ -98,7 +98,7 @@ ENV = "../../envs/cross_encoder.yaml"
 
 
 wildcard_constraints:
-    split="train|dev|test",
+    split="train|dev|test|pseudo",
 
 
 def q(value) -> str:
@@ -156,7 +156,27 @@ def source_tag():
 
 
 def query_file(split):
+    if split == "pseudo":
+        return str(OUT / "pseudo" / "pseudo.query.txt")
     return raw_file(f"{split}_queries")
+
+
+PSEUDO_FILES = {
+    "corpus": "corpus.tsv",
+    "train_queries": "train.query.txt",
+    "train_qrels": "qrels.train.tsv",
+    "negs": "train.negs.tsv",
+}
+
+
+def training_file(kind):
+    """What the cross-encoder trains on: the corpus, train queries, train qrels and hard
+    negatives, with the title pseudo-queries added when train.pseudo_queries.n > 0."""
+    if TRAIN["pseudo_queries"]["n"]:
+        return str(OUT / "pseudo" / "train_aug" / PSEUDO_FILES[kind])
+    if kind == "negs":
+        return neg_file()
+    return qrels_file("train") if kind == "train_qrels" else raw_file(kind)
 
 
 def qrels_file(split):

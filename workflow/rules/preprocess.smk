@@ -3,9 +3,9 @@
 
 rule preprocess:
     input:
-        corpus=raw_file("corpus"),
-        train_queries=query_file("train"),
-        train_qrels=qrels_file("train"),
+        corpus=training_file("corpus"),
+        train_queries=training_file("train_queries"),
+        train_qrels=training_file("train_qrels"),
         eval_queries=[query_file(s) for s in QUERY_SPLITS],
     output:
         corpus=directory(OUT / "tokenized" / "corpus"),
