@@ -1,5 +1,6 @@
 # Cross-encoder reranking pipeline: preprocess -> first stage -> train -> rerank -> evaluate.
-# Targets: `eval`, `all` (default: eval + report figures), `train_teacher_scores`, `distill`.
+# Targets: `eval` (metrics tables + the report's figures; default), `train_teacher_scores`,
+# `distill`. `snakemake --report report.html` works right after `eval`.
 # Configure in config/config.yaml (schema: workflow/schemas/config.schema.yaml); local runs
 # use profiles/default automatically.
 from snakemake.utils import min_version
@@ -30,20 +31,22 @@ include: "workflow/rules/teacher.smk"
 include: "workflow/rules/distill.smk"
 
 
+# The report's figures are built with the tables, so that `snakemake --report report.html`
+# works right after the main job.
 rule eval:
     input:
-        eval_targets(),
+        tables=eval_targets(),
+        figures=report_targets(),
     log:
         OUT / "logs" / "eval.log",
     run:
-        print_tables(input, log[0])
+        print_tables(input.tables, log[0])
 
 
 rule all:
     default_target: True
     input:
         rules.eval.input,
-        report_targets(),
 
 
 # Distillation: `train_teacher_scores` writes RetroMAE's teacher score files and neg_file;

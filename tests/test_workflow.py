@@ -56,12 +56,30 @@ def test_nested_config_overrides_on_the_command_line(tmp_path):
 
 
 def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
+    config = yaml.safe_load(tiny_config.read_text())
+    config["train"]["report_to"] = "tensorboard"
+    tiny_config.write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
     proc = smk(work, tiny_config, "eval")
     out = work / "results" / "tiny"
     assert "reranked" in proc.stdout and "first stage" in proc.stdout
     metrics = json.loads((out / "eval" / "dev.metrics.json").read_text())
-    assert set(metrics["runs"]) == {"first stage", "reranked"}
+    runs = set(metrics["runs"])
+    assert {"first stage", "reranked"} < runs
+    # the fused row names the setting chosen on dev (rerank/fusion.json)
+    (fused,) = runs - {"first stage", "reranked"}
+    assert fused.startswith("fused (") and fused.endswith("chosen on dev)")
+    # the report works right after the main job: its figures are part of `eval`
+    report = subprocess.run(
+        snakemake_cmd(work, tiny_config, "--report", "report.html"),
+        capture_output=True,
+        text=True,
+        env=workflow_env(),
+    )
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    assert (work / "report.html").stat().st_size > 10_000
+    # train.report_to: tensorboard -> the loss curve lands in the run folder
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
     assert (out / "model" / "model.safetensors").exists()
     assert (out / "rerank" / "dev.scores.tsv").exists()
     assert "SLURM_JOB_ID=none" in (out / "logs" / "preprocess.log").read_text()

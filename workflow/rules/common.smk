@@ -1,5 +1,6 @@
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -70,6 +71,29 @@ check_config(
     workflow.configfiles,
 )
 validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
+
+
+def remove_stale_locks():
+    """A run killed with SIGKILL leaves Snakemake's directory lock behind; the next run
+    removes it when no other Snakemake process works here (cross_encoder.stale_locks).
+    Only the head process does this: job subprocesses and cluster jobs never lock."""
+    from snakemake_interface_executor_plugins.settings import ExecMode
+
+    if workflow.exec_mode != ExecMode.DEFAULT or "--nolock" in sys.argv:
+        return
+    try:
+        from cross_encoder.stale_locks import remove_stale_locks as remove
+    except ImportError:  # --sdm conda: the package lives in the rules' environment
+        return
+    if remove(Path.cwd()):
+        print(
+            "Removed the lock of an interrupted run (no other Snakemake process works in"
+            f" {Path.cwd()}); incomplete outputs are rerun.",
+            file=sys.stderr,
+        )
+
+
+remove_stale_locks()
 
 RUN = config["run_name"]
 OUT = Path(config["results_dir"]) / RUN
@@ -251,6 +275,22 @@ def selection_flags(wildcards, input):
     if SELECT["patience"]:
         flags.append(f"--early_stopping_patience {SELECT['patience']}")
     return " ".join(flags)
+
+
+def report_to():
+    return [t.strip() for t in TRAIN["report_to"].split(",") if t.strip()] or ["none"]
+
+
+def tracking_flags():
+    """report_to for the HF Trainer."""
+    return "--report_to " + " ".join(q(t) for t in report_to())
+
+
+def tracking_env():
+    """TensorBoard's event files go to <run>/tensorboard (transformers reads the variable)."""
+    if {"tensorboard", "all"} & set(report_to()):
+        return f"TENSORBOARD_LOGGING_DIR={q(OUT / 'tensorboard')}"
+    return ""
 
 
 def prediction_max_len():

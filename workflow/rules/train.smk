@@ -56,10 +56,12 @@ rule train_cross_encoder:
         warmup=TRAIN["warmup_steps"],
         epochs=TRAIN["num_train_epochs"],
         seed=TRAIN["seed"],
+        report_to=tracking_flags(),
+        tracking_env=tracking_env(),
         extra=extra_args(TRAIN["extra_args"]),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+        " {params.tracking_env} OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
         " --model_name_or_path {params.model:q} --output_dir {params.state:q}"
         " --final_model_dir {output:q} --do_train {params.deepspeed} {params.precision}"
         " {params.remote_code}"
@@ -74,4 +76,4 @@ rule train_cross_encoder:
         " --weight_decay {params.wd} --warmup_steps {params.warmup}"
         " --num_train_epochs {params.epochs} --seed {params.seed}"
         " {params.selection} --save_total_limit 2 --logging_steps 10"
-        " --report_to none --dataloader_num_workers 0 {params.extra}) > {log:q} 2>&1"
+        " {params.report_to} --dataloader_num_workers 0 {params.extra}) > {log:q} 2>&1"
