@@ -8,8 +8,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import snakemake_cmd, workflow_env, write_tiny_config
 from conftest import run_snakemake as smk
+from conftest import snakemake_cmd, workflow_env, write_tiny_config
 
 pytestmark = pytest.mark.slow
 
