@@ -224,6 +224,7 @@ def check_tokenization(model_args, data_args, training_args, tokenizer) -> None:
 
 
 def train(model_args, data_args, training_args, tokenizer, template, predict_template):
+    from . import model_card, tokenizer_identity
     from .collection import TokenizedCollection
     from .data import GroupCollator, TrainDataset
     from .trainer import CrossEncoderTrainer
@@ -268,6 +269,7 @@ def train(model_args, data_args, training_args, tokenizer, template, predict_tem
     training_args.remove_unused_columns = False
     evaluator = build_evaluator(data_args, training_args, corpus, predict_template)
     model = load_model(model_args)
+    model_card.prepare_for_hub(model, tokenizer, data_args.max_len)
     trainer = CrossEncoderTrainer(
         model=model,
         args=training_args,
@@ -307,6 +309,29 @@ def train(model_args, data_args, training_args, tokenizer, template, predict_tem
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
+        # A hub-ready folder: the card, what it is written from, the tokenization record.
+        recorded = tokenizer_identity.read(corpus.path)
+        identity = tokenizer_identity.build(
+            tokenizer,
+            model_args.tokenizer_name or model_args.model_name_or_path,
+            recorded.get("max_seq_length") if recorded else None,
+            recorded.get("use_title") if recorded else None,
+        )
+        summary = model_card.training_summary(
+            model_args,
+            data_args,
+            training_args,
+            trainer.state,
+            n_train_queries=len(dataset),
+            n_passages=len(corpus),
+            corpus_identity=recorded,
+        )
+        model_card.finish_model_folder(
+            training_args.output_dir,
+            summary,
+            identity,
+            model_id=training_args.final_model_dir or training_args.output_dir,
+        )
         if training_args.final_model_dir:
             export_model(training_args.output_dir, training_args.final_model_dir)
     return trainer.model
