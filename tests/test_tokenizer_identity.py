@@ -17,7 +17,7 @@ from cross_encoder.preprocess import load_tokenizer
 
 def model_with_tokenizer(src: Path, dst: Path, shuffle_seed: int | None) -> Path:
     """``src``'s weights with a freshly built tokenizer (its words reordered by the seed)."""
-    dst.mkdir(parents=True)
+    dst.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(src / name, dst / name)
     build_tokenizer(dst, shuffle_seed=shuffle_seed)
@@ -38,6 +38,15 @@ def predict_argv(model_dir, tiny_data, tok: Path, out: Path, *flags) -> list[str
         "--prediction_save_path", str(out / "scores.tsv"), "--max_len", "48",
         "--precision", "fp32", "--use_cpu", "--report_to", "none", *flags,
     ]  # fmt: skip
+
+
+def one_error_line(stderr: str) -> str:
+    """The error as the user sees it: one line, the last, no traceback."""
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    errors = [x for x in lines if x.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+    return errors[0]
 
 
 def test_identity_ignores_the_path_and_sees_a_reordered_vocabulary(
@@ -81,9 +90,7 @@ def test_predict_with_a_reordered_vocabulary_stops_with_one_line(
 ):
     rc = run.main(predict_argv(reordered_model, tiny_data, tiny_preprocessed, tmp_path))
     assert rc == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    line = err[0]
+    line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: {tiny_preprocessed / 'corpus'} was tokenized with ")
     assert str(tiny_model_dir) in line and str(reordered_model) in line
     assert line.count("vocab sha256") == 2 and "vocabulary differ" in line
@@ -134,7 +141,7 @@ def test_a_model_trained_with_titles_refuses_a_corpus_without(
     tokenizer_identity.write(model, tokenizer_identity.build(tok, str(model), 32, use_title=False))
     rc = run.main(predict_argv(model, tiny_data, tiny_preprocessed, tmp_path))
     assert rc == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "use_title=True" in err[0] and "use_title=False" in err[0]
-    assert "without --use_title" in err[0]
+    line = one_error_line(capsys.readouterr().err)
+    assert "use_title=True" in line and "use_title=False" in line
+    assert "re-run preprocess without --use_title" in line
     assert not (tmp_path / "scores.tsv").exists()
