@@ -93,7 +93,7 @@ def test_predict_with_a_reordered_vocabulary_stops_with_one_line(
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: {tiny_preprocessed / 'corpus'} was tokenized with ")
     assert str(tiny_model_dir) in line and str(reordered_model) in line
-    assert line.count("vocab sha256") == 2 and "vocabulary differ" in line
+    assert line.count("vocab sha256") == 2 and "(vocabulary differs);" in line
     assert f"--tokenizer_name {reordered_model}" in line
     assert line.endswith("or pass --allow_tokenizer_mismatch if you mean it")
     assert not (tmp_path / "scores.tsv").exists()

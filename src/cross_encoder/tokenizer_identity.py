@@ -161,7 +161,8 @@ def check(
     else:
         message = (
             f"{folder} was tokenized with {describe(recorded)} but the model {model} has "
-            f"tokenizer {describe(current)} ({_what(diff)} differ); re-run preprocess with "
+            f"tokenizer {describe(current)} ({_what(diff)} "
+            f"{'differs' if len(diff) == 1 else 'differ'}); re-run preprocess with "
             f"--tokenizer_name {current.get('name_or_path')}, or pass {FLAG} if you mean it"
         )
     if not allow_mismatch:
