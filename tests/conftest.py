@@ -68,12 +68,16 @@ def precision_cache(tmp_path_factory) -> Path:
         os.environ["CROSS_ENCODER_CACHE_DIR"] = old
 
 
-def build_tokenizer(out_dir: Path) -> None:
-    """A BERT-style fast tokenizer (uncased WordPiece) over the toy vocabulary."""
+def build_tokenizer(out_dir: Path, shuffle_seed: int | None = None) -> int:
+    """A BERT-style fast tokenizer (uncased WordPiece) over the toy vocabulary. With
+    ``shuffle_seed`` the words get other ids (same architecture, size and special tokens)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIAL + sorted(set(WORDS)))}
+    words = sorted(set(WORDS))
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(words)
+    vocab = {t: i for i, t in enumerate(SPECIAL + words)}
     # single characters and ## continuations, so unknown words still tokenize
     for ch in "abcdefghijklmnopqrstuvwxyz0123456789":
         for t in (ch, f"##{ch}"):

@@ -54,3 +54,30 @@ def test_sigkill_while_training_then_the_same_command_finishes(tmp_path, tiny_da
     assert got["runs"].keys() == expected["runs"].keys()
     for run, values in expected["runs"].items():
         assert got["runs"][run] == pytest.approx(values, abs=1e-6), run
+
+
+def test_another_tokenizer_re_tokenizes(tmp_path, tiny_data, tiny_model_dir):
+    """preprocess reruns when train.model (preprocess.tokenizer null) names another folder,
+    and when the tokenizer in the same folder is replaced; not when nothing changed."""
+    import shutil
+
+    from conftest import build_tokenizer
+
+    model_a = shutil.copytree(tiny_model_dir, tmp_path / "model_a")
+    model_b = shutil.copytree(tiny_model_dir, tmp_path / "model_b")
+    config_a = write_tiny_config(tmp_path / "a.yaml", tiny_data, model_a)
+    config_b = write_tiny_config(tmp_path / "b.yaml", tiny_data, model_b)
+    work = tmp_path / "work"
+    target = "results/tiny/tokenized/train_qrels.txt"
+    smk(work, config_a, target)
+    record = work / "results" / "tiny" / "tokenized" / "corpus" / "tokenizer_identity.json"
+    assert json.loads(record.read_text())["name_or_path"] == str(model_a)
+
+    def plan(config):
+        proc = smk(work, config, target, "--dry-run")
+        return proc.stdout + proc.stderr
+
+    assert "Nothing to be done" in plan(config_a)
+    assert "rule preprocess" in plan(config_b)
+    build_tokenizer(model_a, shuffle_seed=1)  # another tokenizer, same folder
+    assert "rule preprocess" in plan(config_a)

@@ -24,6 +24,13 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "allow model code from the hub (off by default)"}
     )
+    allow_tokenizer_mismatch: bool = field(
+        default=False,
+        metadata={
+            "help": "use tokenized folders whose recorded tokenizer (tokenizer_identity.json) "
+            "is not the model's: a warning instead of an error (experts only)"
+        },
+    )
 
 
 @dataclass

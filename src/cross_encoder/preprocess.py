@@ -6,7 +6,9 @@ RetroMAE's ``preprocess.py`` with the same flags::
         --max_seq_length 150 --output_dir ./data/DebertaTokenizer_data --use_title
 
 Writes ``<output_dir>/{corpus,train_query,dev_query}/`` (``data.parquet`` with ``id`` and
-``input_ids``, plus ``mapping_id.txt``) and ``<output_dir>/train_qrels.txt`` (``qid\\tpid``).
+``input_ids``, ``mapping_id.txt``, and ``tokenizer_identity.json``: which tokenizer made the
+ids, see :mod:`cross_encoder.tokenizer_identity`) and ``<output_dir>/train_qrels.txt``
+(``qid\\tpid``).
 Text is tokenized with the fast tokenizer, without special tokens, truncated to
 ``max_seq_length``; with ``--use_title`` a passage is ``title [SEP] text``. The corpus is
 streamed in chunks, so memory stays flat whatever its size.
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from . import tokenizer_identity
 from .collection import CollectionWriter, batched
 from .io import (
     InputError,
@@ -207,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     check_qrels_ids(args.train_qrels_file, pos, queries["train_query"])
     pos = {q: p for q, p in pos.items() if q in queries["train_query"]}
     tok = load_tokenizer(args.tokenizer_name, args.trust_remote_code)
+    identity = tokenizer_identity.build(
+        tok, args.tokenizer_name, args.max_seq_length, args.use_title
+    )
 
     # Everything is written into a staging folder and renamed into place only when all of it
     # is complete: an error or a kill leaves no output that looks finished.
@@ -234,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in query_files.items():
             tokenize_queries(path, stage / name, tok, args.max_seq_length, queries[name])
             logger.info("%s: %d queries", name, len(queries[name]))
+        for name in [*query_files, "corpus"]:
+            tokenizer_identity.write(stage / name, identity)
         write_qrels_pairs(stage / "train_qrels.txt", pos)
         logger.info("train qrels: %d queries, %d positives", len(pos), sum(map(len, pos.values())))
         for name in [*query_files, "corpus", "train_qrels.txt"]:

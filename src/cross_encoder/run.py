@@ -192,7 +192,39 @@ def build_evaluator(data_args, training_args, corpus, template):
     return evaluator
 
 
+def check_tokenization(model_args, data_args, training_args, tokenizer) -> None:
+    """Stop with one line (exit 2) before anything is read or written when a tokenized folder
+    was made by another tokenizer than the model's (:mod:`cross_encoder.tokenizer_identity`).
+    Predicting with a trained model also checks the corpus's ``use_title`` against the one
+    it was trained on (recorded in the model folder)."""
+    from . import tokenizer_identity
+    from .models import resolve_model
+
+    folders: dict[str, str | None] = {}
+    if training_args.do_train:
+        folders["corpus_file"] = data_args.corpus_file
+        folders["train_query_file"] = data_args.train_query_file
+        folders["eval_query_file"] = data_args.eval_query_file
+    if training_args.do_predict:
+        folders["corpus_file"] = data_args.corpus_file
+        folders["test_query_file"] = data_args.test_query_file
+    use_title = None
+    model_dir = Path(resolve_model(model_args.model_name_or_path))
+    if not training_args.do_train and model_dir.is_dir():
+        trained = tokenizer_identity.read(model_dir)
+        use_title = trained.get("use_title") if trained else None
+    tokenizer_identity.check_folders(
+        folders,
+        tokenizer,
+        model_args.allow_tokenizer_mismatch,
+        model=model_args.model_name_or_path,
+        name=model_args.tokenizer_name or model_args.model_name_or_path,
+        use_title=use_title,
+    )
+
+
 def train(model_args, data_args, training_args, tokenizer, template, predict_template):
+    from . import model_card, tokenizer_identity
     from .collection import TokenizedCollection
     from .data import GroupCollator, TrainDataset
     from .trainer import CrossEncoderTrainer
@@ -237,6 +269,7 @@ def train(model_args, data_args, training_args, tokenizer, template, predict_tem
     training_args.remove_unused_columns = False
     evaluator = build_evaluator(data_args, training_args, corpus, predict_template)
     model = load_model(model_args)
+    model_card.prepare_for_hub(model, tokenizer, data_args.max_len)
     trainer = CrossEncoderTrainer(
         model=model,
         args=training_args,
@@ -276,6 +309,29 @@ def train(model_args, data_args, training_args, tokenizer, template, predict_tem
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.save_state()
+        # A hub-ready folder: the card, what it is written from, the tokenization record.
+        recorded = tokenizer_identity.read(corpus.path)
+        identity = tokenizer_identity.build(
+            tokenizer,
+            model_args.tokenizer_name or model_args.model_name_or_path,
+            recorded.get("max_seq_length") if recorded else None,
+            recorded.get("use_title") if recorded else None,
+        )
+        summary = model_card.training_summary(
+            model_args,
+            data_args,
+            training_args,
+            trainer.state,
+            n_train_queries=len(dataset),
+            n_passages=len(corpus),
+            corpus_identity=recorded,
+        )
+        model_card.finish_model_folder(
+            training_args.output_dir,
+            summary,
+            identity,
+            model_id=training_args.final_model_dir or training_args.output_dir,
+        )
         if training_args.final_model_dir:
             export_model(training_args.output_dir, training_args.final_model_dir)
     return trainer.model
@@ -391,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     template = PairTemplate(tokenizer, data_args.max_len)
     predict_template = PairTemplate(tokenizer, data_args.prediction_max_len)
+    check_tokenization(model_args, data_args, training_args, tokenizer)
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, torch.get_num_threads()))
     model = None

@@ -227,6 +227,33 @@ def model_name():
     return TRAIN["model"]
 
 
+def tokenizer_name():
+    """What preprocess tokenizes with: preprocess.tokenizer, or the training model's."""
+    return config["preprocess"]["tokenizer"] or TRAIN["model"]
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spm.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def tokenizer_files():
+    """A local tokenizer folder's files, as inputs of preprocess: a tokenizer replaced in
+    place re-tokenizes (another name or path does through params.tokenizer)."""
+    folder = Path(tokenizer_name())
+    if not folder.is_dir():
+        return []
+    return [str(folder / name) for name in TOKENIZER_FILES if (folder / name).is_file()]
+
+
 def torch_launcher(nproc):
     """`torchrun` for several processes, plain python for one."""
     if nproc > 1:

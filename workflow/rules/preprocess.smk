@@ -1,4 +1,7 @@
-# Tokenize corpus and queries once into Parquet folders (RetroMAE's preprocess.py).
+# Tokenize corpus and queries once into Parquet folders (RetroMAE's preprocess.py). Each
+# folder records its tokenizer (tokenizer_identity.json), which cross_encoder.run checks
+# against the model's; another tokenizer (a changed train.model when preprocess.tokenizer
+# is null) re-tokenizes: params.tokenizer changes, and a local one's files are inputs.
 
 
 rule preprocess:
@@ -7,6 +10,7 @@ rule preprocess:
         train_queries=training_file("train_queries"),
         train_qrels=training_file("train_qrels"),
         eval_queries=[query_file(s) for s in QUERY_SPLITS],
+        tokenizer=tokenizer_files(),
     output:
         corpus=directory(OUT / "tokenized" / "corpus"),
         train_query=directory(OUT / "tokenized" / "train_query"),
@@ -24,7 +28,7 @@ rule preprocess:
         runtime=120,
     params:
         outdir=OUT / "tokenized",
-        tokenizer=config["preprocess"]["tokenizer"] or TRAIN["model"],
+        tokenizer=tokenizer_name(),
         max_len=config["preprocess"]["max_seq_length"],
         title="--use_title" if config["preprocess"]["use_title"] else "",
         dev=lambda w: q(query_file("dev")) if "dev" in QUERY_SPLITS else "''",
