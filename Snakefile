@@ -26,17 +26,19 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/rerank.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/hub_model.smk"
 include: "workflow/rules/common_distill.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/distill.smk"
 
 
 # The report's figures are built with the tables, so that `snakemake --report report.html`
-# works right after the main job.
+# works right after the main job; hub_model/ is the model with a card carrying the metrics.
 rule eval:
     input:
         tables=eval_targets(),
         figures=report_targets(),
+        hub_model=OUT / "hub_model",
     log:
         OUT / "logs" / "eval.log",
     run:

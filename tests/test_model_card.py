@@ -140,6 +140,15 @@ def test_cli_rewrites_the_card_with_evaluation_metrics(trained, tmp_path, capsys
     assert "dev (6 judged queries):" in card
     assert "| first stage | 0.5000 | 0.2500 |" in card and "| reranked | 0.7500 | — |" in card
 
+    # --output_dir: a copy with the card, the model folder itself untouched
+    before = (folder / "README.md").read_text()
+    hub = tmp_path / "hub_model"
+    assert model_card.main([*argv, "--output_dir", str(hub)]) == 0
+    assert (folder / "README.md").read_text() == before
+    assert "| reranked | 0.7500 | — |" in (hub / "README.md").read_text()
+    assert sorted(p.name for p in hub.iterdir()) == sorted(p.name for p in folder.iterdir())
+    assert not list(tmp_path.glob(".hub_model.*"))
+
     metrics.write_text('{"n_queries": 6}')
     assert model_card.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -85,11 +85,21 @@ def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
     assert "SLURM_JOB_ID=none" in (out / "logs" / "preprocess.log").read_text()
     # nothing is stale: only the table-printing target runs again
     assert planned_jobs(smk(work, tiny_config, "-n", "eval").stdout) == {"eval"}
-    # only an evaluation setting changes: only evaluation reruns
+    # the model as uploaded: a copy whose card carries this run's metrics
+    card = (out / "hub_model" / "README.md").read_text()
+    assert "## Evaluation" in card and "dev (" in card
+    assert (out / "hub_model" / "model.safetensors").exists()
+    # only an evaluation setting changes: only evaluation and what shows it rerun
     config = yaml.safe_load(tiny_config.read_text())
     config["evaluate"]["metrics"] = ["MRR@10", "nDCG@10"]
     tiny_config.write_text(yaml.safe_dump(config))
-    assert planned_jobs(smk(work, tiny_config, "-n", "eval").stdout) == {"eval", "evaluate"}
+    assert planned_jobs(smk(work, tiny_config, "-n", "eval").stdout) == {
+        "eval",
+        "evaluate",
+        "report_metrics",
+        "report_delta",
+        "hub_model",
+    }
 
 
 def test_config_typo_is_rejected(tmp_path, tiny_data, tiny_model_dir):

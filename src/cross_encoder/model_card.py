@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -457,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[SPLIT=]PATH",
         help="an eval/{split}.metrics.json (cross_encoder.evaluate --output_json); repeatable",
     )
+    p.add_argument(
+        "--output_dir",
+        help="write a copy of the model folder with the card here (atomically) instead of "
+        "rewriting the card in --model_dir",
+    )
     p.add_argument("--model_id", help="name shown in the usage code (default: --model_dir)")
     p.add_argument("--base_model", help="hub id of the base model, if the summary's is a folder")
     return p
@@ -474,8 +480,24 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(folder / SUMMARY_FILE, "not a training summary (no 'recipe')")
     if args.base_model:
         summary["base_model"] = args.base_model
-    path = write_card(folder, summary, read_metrics(args.metrics), args.model_id)
-    logger.info("wrote %s", path)
+    metrics = read_metrics(args.metrics)
+    if not args.output_dir:
+        path = write_card(folder, summary, metrics, args.model_id)
+        logger.info("wrote %s", path)
+        return 0
+    import shutil
+
+    dst = Path(args.output_dir)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(folder, tmp)
+        write_card(tmp, summary, metrics, args.model_id or str(dst))
+        shutil.rmtree(dst, ignore_errors=True)
+        tmp.rename(dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("wrote %s with its model card", dst)
     return 0
 
 

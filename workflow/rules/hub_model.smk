@@ -1,0 +1,22 @@
+# A copy of the trained model with a model card that carries this run's evaluation (the
+# metrics of every evaluated split, first stage vs reranked vs fused): ready to upload with
+# `huggingface-cli upload <user>/<name> results/<run>/hub_model`.
+
+
+rule hub_model:
+    input:
+        model=OUT / "model",
+        metrics=expand(OUT / "eval" / "{split}.metrics.json", split=SPLITS),
+    output:
+        directory(OUT / "hub_model"),
+    log:
+        OUT / "logs" / "hub_model.log",
+    conda:
+        ENV
+    params:
+        metrics=lambda w, input: " ".join(
+            q(f"--metrics={s}={p}") for s, p in zip(SPLITS, input.metrics)
+        ),
+    shell:
+        "python -m cross_encoder.model_card --model_dir {input.model:q}"
+        " --output_dir {output:q} {params.metrics} > {log:q} 2>&1"
