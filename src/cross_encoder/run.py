@@ -356,11 +356,9 @@ def export_model(output_dir: str, final_dir: str) -> None:
 
 def predict(model, data_args, training_args, template) -> None:
     import numpy as np
-    import torch
 
     from .collection import TokenizedCollection
     from .io import write_scores
-    from .predict import cast_for_inference, score_pairs
 
     why = "with --do_predict"
     corpus = TokenizedCollection.load(
@@ -376,6 +374,61 @@ def predict(model, data_args, training_args, template) -> None:
     bad_p = check_ids(test_file, {p for _, p in pairs}, corpus, "passage")
     pairs = [(q, p) for q, p in pairs if q not in bad_q and p not in bad_p]
     logger.info("scoring %d pairs from %s", len(pairs), test_file)
+    if training_args.backend == "openvino":
+        scores, elapsed = _predict_openvino(model, training_args, template, queries, corpus, pairs)
+    else:
+        scores, elapsed = _predict_torch(model, training_args, template, queries, corpus, pairs)
+    log_peak_gpu_memory("predict")
+    if scores is None:  # not rank 0
+        return
+    logger.info(
+        "scored %d pairs in %.2f s (%.1f pairs/s, all ranks)",
+        len(pairs),
+        elapsed,
+        len(pairs) / max(elapsed, 1e-9),
+    )
+    if not np.isfinite(scores).all():
+        raise RuntimeError("the model produced non-finite scores; nothing written")
+    n = write_scores(
+        data_args.prediction_save_path,
+        ((q, p, float(s)) for (q, p), s in zip(pairs, scores, strict=True)),
+    )
+    logger.info("wrote %d scores to %s", n, data_args.prediction_save_path)
+
+
+def _predict_openvino(model, training_args, template, queries, corpus, pairs):
+    """``--backend openvino``: one process on the CPU, OpenVINO's precision unless
+    ``--precision`` names one."""
+    import torch.distributed as dist
+
+    from . import openvino_backend
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        raise InputError(None, "--backend openvino runs in one process: drop torchrun (nproc 1)")
+    if training_args.device.type != "cpu":
+        logger.warning("--backend openvino runs on the CPU, not on %s", training_args.device)
+    precision = training_args.precision if training_args.precision != "auto" else None
+    scorer = openvino_backend.compile_model(model.cpu(), template, precision=precision)
+    logger.info("predict precision: OpenVINO %s, fp32 score head", scorer.precision)
+    start = time.perf_counter()
+    scores = openvino_backend.score_pairs(
+        scorer,
+        template,
+        queries,
+        corpus,
+        pairs,
+        max_tokens=training_args.prediction_batch_tokens,
+        max_pairs=max(training_args.per_device_eval_batch_size, 1),
+        progress=not training_args.disable_tqdm,
+    )
+    return scores, time.perf_counter() - start
+
+
+def _predict_torch(model, training_args, template, queries, corpus, pairs):
+    import torch
+
+    from .predict import cast_for_inference, score_pairs
+
     model.to(training_args.device)
     autocast_dtype = None
     if training_args.device.type == "cuda" and (training_args.bf16 or training_args.fp16):
@@ -401,23 +454,7 @@ def predict(model, data_args, training_args, template) -> None:
         device=training_args.device,
         autocast_dtype=autocast_dtype,
     )
-    elapsed = time.perf_counter() - start
-    log_peak_gpu_memory("predict")
-    if scores is None:  # not rank 0
-        return
-    logger.info(
-        "scored %d pairs in %.2f s (%.1f pairs/s, all ranks)",
-        len(pairs),
-        elapsed,
-        len(pairs) / max(elapsed, 1e-9),
-    )
-    if not np.isfinite(scores).all():
-        raise RuntimeError("the model produced non-finite scores; nothing written")
-    n = write_scores(
-        data_args.prediction_save_path,
-        ((q, p, float(s)) for (q, p), s in zip(pairs, scores, strict=True)),
-    )
-    logger.info("wrote %d scores to %s", n, data_args.prediction_save_path)
+    return scores, time.perf_counter() - start
 
 
 @cli

@@ -27,6 +27,7 @@ rule rerank:
         max_len=prediction_max_len(),
         tokens=config["rerank"]["batch_tokens"],
         precision=config["rerank"]["precision"],
+        backend=config["rerank"]["backend"],
         remote_code=remote_code_flag(),
     shell:
         "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
@@ -36,7 +37,7 @@ rule rerank:
         " --test_file {input.ranking:q} --prediction_topk {params.topk}"
         " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
         " --prediction_save_path {output:q} --precision {params.precision}"
-        " --report_to none {params.remote_code})"
+        " --backend {params.backend} --report_to none {params.remote_code})"
         " > {log:q} 2>&1"
 
 
