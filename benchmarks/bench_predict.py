@@ -77,7 +77,7 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_LINE = re.compile(r"scored (\d+) pairs in ([0-9.]+) s")
-DEFAULT_MODEL = Path("/work/run-sf/results/scifact/model")
+DEFAULT_MODEL = REPO / "results" / "scifact" / "model"  # config/scifact.yaml's model
 ALL_SYSTEMS = ("ours", "ours_fp32", "st", "st_bf16", "ov", "cli")
 TARGETS = {
     "ours/st": 3.0,  # on AMX
@@ -514,7 +514,7 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scifact_dir", default="/work/shared/data/scifact")
+    p.add_argument("--scifact_dir", default=str(REPO.parent / "shared" / "data" / "scifact"))
     p.add_argument(
         "--model_dir",
         default=str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else None,

@@ -82,7 +82,10 @@ def optimizer_name(trainer) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scifact_dir", default="/work/shared/data/scifact")
+    p.add_argument(
+        "--scifact_dir",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"),
+    )
     p.add_argument("--groups", type=int, default=2, help="groups (queries) per step")
     p.add_argument("--group_size", type=int, default=8, help="1 positive + G-1 negatives")
     p.add_argument("--max_len", type=int, default=128)
