@@ -466,7 +466,7 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
             fns[s], labels[s] = st_fn(st16), "ST bf16"
             info["st_bf16_dtype"] = str(next(st16.model.parameters()).dtype)
         elif s == "ov":
-            from cross_encoder import openvino_backend
+            from cross_encoder import hardware, openvino_backend
 
             if not openvino_backend.available():
                 info["skipped"]["ov"] = (
@@ -481,8 +481,11 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
             # The converted graph takes any batch and length: one template serves all max_len.
             template = PairTemplate(AutoTokenizer.from_pretrained(model_dir), 128)
             t = time.perf_counter()
-            scorer = openvino_backend.compile_model(
-                load_model(margs).eval(), template, threads=args.threads
+            scorer = openvino_backend.compile_model(  # at auto's choice, as run does
+                load_model(margs).eval(),
+                template,
+                precision=hardware.resolve("auto", "cpu", log=False),
+                threads=args.threads,
             )
 
             info["ov"] = {
