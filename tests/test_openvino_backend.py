@@ -4,6 +4,7 @@ error where OpenVINO is not installed; no telemetry module loaded."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -144,3 +145,27 @@ def test_the_converter_sends_no_telemetry():
         "assert sys.modules.get('openvino_telemetry') is None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_precision_auto_is_this_packages_choice_not_openvinos(
+    trained, tiny_data, tiny_preprocessed, tmp_path
+):
+    """Without usable AMX (emulated: oneDNN capped at AVX2) auto means f32 for OpenVINO too;
+    left to itself OpenVINO takes bf16 from the CPU flags and fails to compile there."""
+    pytest.importorskip("openvino")
+    model_dir, *_ = trained
+    argv = predict_argv(
+        model_dir, tiny_data, tiny_preprocessed, tmp_path, "--backend", "openvino",
+        "--precision", "auto",
+    )  # fmt: skip
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", CROSS_ENCODER_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cross_encoder.run", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "precision auto -> fp32" in proc.stderr
+    assert "predict precision: OpenVINO f32, fp32 score head" in proc.stderr
+    assert (tmp_path / "scores.tsv").exists()
