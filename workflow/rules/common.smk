@@ -7,62 +7,18 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
-def coerce_strings(node, schema):
-    """Snakemake 9 passes values inside ``--config key='{...}'`` as strings: turn a string
-    into the number or boolean the schema asks for (in place), so that
-    ``--config train='{"learning_rate": 3e-5}'`` means what it says."""
-    if not isinstance(node, dict):
-        return
-    for key, value in node.items():
-        sub = schema.get("properties", {}).get(key, {})
-        types = sub.get("type", [])
-        types = [types] if isinstance(types, str) else types
-        if isinstance(value, dict):
-            coerce_strings(value, sub)
-        elif isinstance(value, str) and "string" not in types:
-            text = value.strip()
-            if "boolean" in types and text.lower() in ("true", "false"):
-                node[key] = text.lower() == "true"
-            elif "integer" in types and text.lstrip("+-").isdigit():
-                node[key] = int(text)
-            elif "number" in types:
-                try:
-                    node[key] = float(text)
-                except ValueError:
-                    pass  # left for the schema check to report
-
-
 def check_config(config, schema_file, config_files):
-    """One line per config mistake (which key, what is wrong, which file to fix) instead
-    of Snakemake's dump of the whole schema; unknown keys get a "did you mean"."""
-    import difflib
-
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load(Path(schema_file).read_text(encoding="utf-8"))
-    coerce_strings(config, schema)
-    errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
-    problems = []
-    for e in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
-        where = ".".join(str(p) for p in e.absolute_path) or "top level"
-        if e.validator != "additionalProperties":
-            problems.append(f"{where}: {e.message}")
-            continue
-        allowed = sorted(e.schema.get("properties", {}))
-        for key in [k for k in e.instance if k not in allowed]:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(
-                f"{where}: unknown key {key!r}; {hint}valid keys: {', '.join(allowed)}"
-            )
-    if problems:
-        files = ", ".join(str(f) for f in config_files) or "the config"
-        raise WorkflowError(
-            f"config error in {files}: "
-            + "; ".join(problems)
-            + " (every key is documented in workflow/schemas/config.schema.yaml)"
-        )
+    """One line per config mistake (cross_encoder.config_check); with the package not
+    importable here (--sdm conda), Snakemake's own validation below reports them."""
+    try:
+        from cross_encoder.config_check import ConfigError
+        from cross_encoder.config_check import check_config as check
+    except ImportError:
+        return
+    try:
+        check(config, schema_file, config_files)
+    except ConfigError as e:
+        raise WorkflowError(str(e)) from None
 
 
 check_config(
