@@ -177,6 +177,27 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def separating_model_dir(tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path_factory) -> Path:
+    """The tiny model trained in fp32 until its scores separate the passages (a random model
+    scores every pair within 1e-4: any rounding reorders it). For precision comparisons."""
+    from cross_encoder import run
+
+    p = tiny_preprocessed
+    out = tmp_path_factory.mktemp("separating_model")
+    argv = [
+        "--output_dir", str(out), "--model_name_or_path", str(tiny_model_dir), "--do_train",
+        "--precision", "fp32", "--corpus_file", str(p / "corpus"),
+        "--train_query_file", str(p / "train_query"),
+        "--train_qrels", str(p / "train_qrels.txt"), "--neg_file", str(tiny_data["neg_file"]),
+        "--train_group_size", "4", "--max_len", "48", "--per_device_train_batch_size", "4",
+        "--learning_rate", "1e-2", "--num_train_epochs", "6", "--save_strategy", "no",
+        "--report_to", "none", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_preprocessed(tmp_path_factory, tiny_model_dir, tiny_data) -> Path:
     """``cross_encoder.preprocess`` output for ``tiny_data``: corpus/, train_query/,
     dev_query/ and train_qrels.txt."""

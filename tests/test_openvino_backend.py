@@ -33,23 +33,11 @@ def agreement(pairs, got, ref) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path_factory):
-    """The tiny model trained in fp32 until its scores separate the passages (a random model
-    scores every pair within 1e-4: any rounding reorders it)."""
+def trained(separating_model_dir, tiny_data, tiny_preprocessed):
+    """The tiny model trained until its scores separate the passages (conftest), loaded."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    p = tiny_preprocessed
-    out = tmp_path_factory.mktemp("trained_ov")
-    argv = [
-        "--output_dir", str(out), "--model_name_or_path", str(tiny_model_dir), "--do_train",
-        "--precision", "fp32", "--corpus_file", str(p / "corpus"),
-        "--train_query_file", str(p / "train_query"),
-        "--train_qrels", str(p / "train_qrels.txt"), "--neg_file", str(tiny_data["neg_file"]),
-        "--train_group_size", "4", "--max_len", "48", "--per_device_train_batch_size", "4",
-        "--learning_rate", "1e-2", "--num_train_epochs", "6", "--save_strategy", "no",
-        "--report_to", "none", "--disable_tqdm", "true",
-    ]  # fmt: skip
-    assert run.main(argv) == 0
+    out, p = separating_model_dir, tiny_preprocessed
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
     template = PairTemplate(AutoTokenizer.from_pretrained(out), 48)
     queries = TokenizedCollection.load(p / "dev_query")

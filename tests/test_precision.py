@@ -28,26 +28,13 @@ def scoring(tiny_model_dir, tiny_data, tiny_preprocessed):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path_factory, scoring):
-    """The tiny model trained in fp32 until its scores separate the passages (a random
-    model scores every pair within 1e-4: any rounding reorders it, trained or not)."""
+def trained(separating_model_dir, scoring):
+    """The tiny model trained until its scores separate the passages (conftest), loaded."""
     from transformers import AutoModelForSequenceClassification
 
-    p = tiny_preprocessed
-    out = tmp_path_factory.mktemp("trained")
-    argv = [
-        "--output_dir", str(out), "--model_name_or_path", str(tiny_model_dir), "--do_train",
-        "--precision", "fp32", "--corpus_file", str(p / "corpus"),
-        "--train_query_file", str(p / "train_query"),
-        "--train_qrels", str(p / "train_qrels.txt"), "--neg_file", str(tiny_data["neg_file"]),
-        "--train_group_size", "4", "--max_len", "48", "--per_device_train_batch_size", "4",
-        "--learning_rate", "1e-2", "--num_train_epochs", "6", "--save_strategy", "no",
-        "--report_to", "none", "--disable_tqdm", "true",
-    ]  # fmt: skip
-    assert run.main(argv) == 0
     _, template, queries, corpus, pairs = scoring
-    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
-    return out, model, template, queries, corpus, pairs
+    model = AutoModelForSequenceClassification.from_pretrained(separating_model_dir).eval()
+    return separating_model_dir, model, template, queries, corpus, pairs
 
 
 def per_query(pairs, scores) -> dict[str, np.ndarray]:

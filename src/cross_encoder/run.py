@@ -396,6 +396,14 @@ def predict(model, data_args, training_args, template) -> None:
     logger.info("wrote %d scores to %s", n, data_args.prediction_save_path)
 
 
+def _batch_budget(training_args) -> dict:
+    """Length-sorted batches of at most this many tokens and pairs, for either backend."""
+    return {
+        "max_tokens": training_args.prediction_batch_tokens,
+        "max_pairs": max(training_args.per_device_eval_batch_size, 1),
+    }
+
+
 def _predict_openvino(model, training_args, template, queries, corpus, pairs):
     """``--backend openvino``: one process on the CPU, at the precision ``--precision``
     names; ``auto`` is this package's choice for the CPU (bf16 where AMX is confirmed by
@@ -408,8 +416,9 @@ def _predict_openvino(model, training_args, template, queries, corpus, pairs):
         raise InputError(None, "--backend openvino runs in one process: drop torchrun (nproc 1)")
     if training_args.device.type != "cpu":
         logger.warning("--backend openvino runs on the CPU, not on %s", training_args.device)
-    precision = training_args.precision
-    if precision == "auto":
+    if training_args.device.type == "cpu":  # --precision as arguments resolved it here
+        precision = "bf16" if training_args.bf16 else "fp32"
+    else:  # the flags describe the GPU: take this CPU's own choice
         from . import hardware
 
         precision = hardware.resolve("auto", "cpu")
@@ -422,8 +431,7 @@ def _predict_openvino(model, training_args, template, queries, corpus, pairs):
         queries,
         corpus,
         pairs,
-        max_tokens=training_args.prediction_batch_tokens,
-        max_pairs=max(training_args.per_device_eval_batch_size, 1),
+        **_batch_budget(training_args),
         progress=not training_args.disable_tqdm,
     )
     return scores, time.perf_counter() - start
@@ -454,8 +462,7 @@ def _predict_torch(model, training_args, template, queries, corpus, pairs):
         queries,
         corpus,
         pairs,
-        max_tokens=training_args.prediction_batch_tokens,
-        max_pairs=max(training_args.per_device_eval_batch_size, 1),
+        **_batch_budget(training_args),
         device=training_args.device,
         autocast_dtype=autocast_dtype,
     )

@@ -288,6 +288,12 @@ def fusion_sources(split):
     return {m: str(OUT / "first_stage" / f"{split}.{m}.tsv") for m in ("bm25", "dense")}
 
 
+def split_flags(flag, paths):
+    """``--flag=split=path`` for each evaluated split, as cross_encoder.report/model_card
+    take them."""
+    return " ".join(q(f"--{flag}={s}={p}") for s, p in zip(SPLITS, paths))
+
+
 def source_flags(paths):
     return " ".join(q(f"--source={name}={path}") for name, path in paths.items())
 

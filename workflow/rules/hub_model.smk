@@ -14,9 +14,7 @@ rule hub_model:
     conda:
         ENV
     params:
-        metrics=lambda w, input: " ".join(
-            q(f"--metrics={s}={p}") for s, p in zip(SPLITS, input.metrics)
-        ),
+        metrics=lambda w, input: split_flags("metrics", input.metrics),
     shell:
         "python -m cross_encoder.model_card --model_dir {input.model:q}"
         " --output_dir {output:q} {params.metrics} > {log:q} 2>&1"

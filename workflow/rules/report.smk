@@ -21,9 +21,7 @@ rule report_metrics:
     conda:
         ENV
     params:
-        args=lambda w, input: " ".join(
-            q(f"--metrics={s}={p}") for s, p in zip(SPLITS, input)
-        ),
+        args=lambda w, input: split_flags("metrics", input),
     shell:
         "python -m cross_encoder.report metrics {params.args} --plot {output.plot:q}"
         " --table {output.table:q} > {log:q} 2>&1"
@@ -43,9 +41,7 @@ rule report_delta:
     conda:
         ENV
     params:
-        args=lambda w, input: " ".join(
-            q(f"--per_query={s}={p}") for s, p in zip(SPLITS, input)
-        ),
+        args=lambda w, input: split_flags("per_query", input),
     shell:
         "python -m cross_encoder.report delta {params.args} --metric nDCG@10"
         " --plot {output:q} > {log:q} 2>&1"
