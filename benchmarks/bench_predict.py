@@ -13,13 +13,14 @@ and the load average (figures are only meaningful on an idle machine).
 
 Systems, timed in alternating rounds (A/B/C/D, then D/C/B/A, ...; median of ``--rounds``):
 
-* ``ours``: :func:`cross_encoder.predict.score_pairs` in the precision auto chose -- on bf16,
-  a model cast by :func:`cross_encoder.predict.cast_for_inference` (bf16 weights, float32
+* ``ours``: :func:`cross_encoder.reranking.predict.score_pairs` in the precision auto chose -- on
+bf16,
+  a model cast by :func:`cross_encoder.reranking.predict.cast_for_inference` (bf16 weights, float32
   score head), as ``run --do_predict --precision auto`` does;
 * ``ours_fp32``: the same in float32 (dropped where auto chose fp32: it is ``ours``);
 * ``st``: ``sentence_transformers.CrossEncoder.predict`` at its defaults (fp32);
 * ``st_bf16``: the same model loaded with ``model_kwargs={"torch_dtype": torch.bfloat16}``;
-* ``ov``: :mod:`cross_encoder.openvino_backend` (``run --backend openvino``): the encoder
+* ``ov``: :mod:`cross_encoder.reranking.openvino` (``run --backend openvino``): the encoder
   converted with ``openvino.convert_model`` (dynamic batch/sequence dims), compiled for the
   CPU at OpenVINO's own precision (bf16 on AMX; printed), the score head in float32, fed the
   same length-sorted batches; skipped, with the reason, where openvino is not installed;
@@ -31,7 +32,7 @@ batch; our token budget ``--batch_tokens``) and threads (``--threads``; OpenVINO
 ``INFERENCE_NUM_THREADS`` too). Raw logits (identity activation) everywhere.
 
 Workloads, real text from SciFact (``--scifact_dir``, BEIR jsonl; never copied here), on
-candidate lists from BM25 (the package's :mod:`cross_encoder.bm25`, or ``--run_file``):
+candidate lists from BM25 (the package's :mod:`cross_encoder.first_stage.bm25`, or ``--run_file``):
 
 * ``msmarco``: MS MARCO-like pairs: SciFact test claims cut to 10 words against 40-120-token
   spans cut from their BM25 top-k abstracts (about 100 tokens a pair), max_len 128;
@@ -162,7 +163,7 @@ def candidates(scifact_dir: Path, queries: dict[str, str], depth: int, run_file:
         from cross_encoder.io import read_ranking
 
         return read_ranking(run_file, depth=depth)
-    from cross_encoder import bm25
+    from cross_encoder.first_stage import bm25
 
     retriever, tok, pids = bm25.build_index(scifact_dir / "corpus.jsonl")
     hits = bm25.search(retriever, tok, pids, queries, depth)
@@ -237,9 +238,9 @@ def make_workloads(args, tokenizer) -> tuple[list[Workload], Workload | None]:
 
 def prepare(w: Workload, tokenizer, root: Path) -> Workload:
     """Tokenized Parquet folders (+ a test_file for ``cli``), as ``preprocess`` writes them."""
-    from cross_encoder.collection import CollectionWriter, TokenizedCollection
-    from cross_encoder.data import PairTemplate
+    from cross_encoder.io.collection import CollectionWriter, TokenizedCollection
     from cross_encoder.preprocess import tokenize
+    from cross_encoder.training.dataset import PairTemplate
 
     w.root = root
     for name, coll in (("corpus", w.corpus), ("query", w.queries)):
@@ -413,9 +414,9 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
     """``(name -> scorer(workload) -> scores, name -> label, info)``."""
     from sentence_transformers import CrossEncoder
 
-    from cross_encoder.arguments import ModelArguments
-    from cross_encoder.predict import cast_for_inference, score_pairs
-    from cross_encoder.run import load_model
+    from cross_encoder.modeling import load_model
+    from cross_encoder.reranking.predict import cast_for_inference, score_pairs
+    from cross_encoder.training.arguments import ModelArguments
 
     wanted = [s for s in args.systems.split(",") if s]
     bad = [s for s in wanted if s not in ALL_SYSTEMS]
@@ -466,7 +467,8 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
             fns[s], labels[s] = st_fn(st16), "ST bf16"
             info["st_bf16_dtype"] = str(next(st16.model.parameters()).dtype)
         elif s == "ov":
-            from cross_encoder import hardware, openvino_backend
+            from cross_encoder import hardware
+            from cross_encoder.reranking import openvino as openvino_backend
 
             if not openvino_backend.available():
                 info["skipped"]["ov"] = (
@@ -475,7 +477,7 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
                 continue
             from transformers import AutoTokenizer
 
-            from cross_encoder.data import PairTemplate
+            from cross_encoder.training.dataset import PairTemplate
 
             ov = openvino_backend.import_openvino()  # its converter's telemetry: the stub
             # The converted graph takes any batch and length: one template serves all max_len.

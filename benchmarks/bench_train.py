@@ -13,7 +13,8 @@ groups -- one positive + G-1 negatives per query, MS MARCO-like lengths (~10-tok
 claims, 40-120-token spans of SciFact abstracts, read from ``--scifact_dir``) -- with the same
 batch (groups per step), max_len, learning rate (constant) and threads:
 
-* ``ours``: :class:`cross_encoder.trainer.CrossEncoderTrainer` with the grouped softmax loss on
+* ``ours``: :class:`cross_encoder.training.trainer.CrossEncoderTrainer` with the grouped softmax
+loss on
   pre-tokenized groups (:class:`TrainDataset` + :class:`GroupCollator`), as ``--do_train`` runs
   it, at ``--precision auto``: bf16 autocast (float32 master weights) where auto picks bf16
   (an AMX CPU), fp32 elsewhere; HF's default optimizer (``adamw_torch_fused``);
@@ -107,13 +108,13 @@ def main() -> int:
     from sentence_transformers.cross_encoder.losses import ListNetLoss
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cross_encoder.arguments import CrossEncoderTrainingArguments, ModelArguments
-    from cross_encoder.collection import CollectionWriter, TokenizedCollection
-    from cross_encoder.data import GroupCollator, PairTemplate, TrainDataset
-    from cross_encoder.loss import grouped_softmax_loss
+    from cross_encoder.io.collection import CollectionWriter, TokenizedCollection
+    from cross_encoder.modeling import load_model
     from cross_encoder.preprocess import tokenize
-    from cross_encoder.run import load_model
-    from cross_encoder.trainer import CrossEncoderTrainer
+    from cross_encoder.training.arguments import CrossEncoderTrainingArguments, ModelArguments
+    from cross_encoder.training.dataset import GroupCollator, PairTemplate, TrainDataset
+    from cross_encoder.training.loss import grouped_softmax_loss
+    from cross_encoder.training.trainer import CrossEncoderTrainer
 
     torch.set_num_threads(args.threads)
     header = machine_header(args.threads)

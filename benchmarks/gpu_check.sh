@@ -56,10 +56,10 @@ PY
 # -- 1. data: the package's synthetic MS MARCO if it has one, else generated here --------
 RAW=$WORK/raw
 mkdir -p "$RAW"
-if "$PYTHON" -c 'import cross_encoder.synthetic' 2>/dev/null &&
-    "$PYTHON" -m cross_encoder.synthetic --output_dir "$RAW" --seed 0 \
+if "$PYTHON" -c 'import cross_encoder.data.synthetic' 2>/dev/null &&
+    "$PYTHON" -m cross_encoder.data.synthetic --output_dir "$RAW" --seed 0 \
         --n_train "$N_TRAIN" --n_dev "$N_DEV" >"$WORK/synthetic.log" 2>&1; then
-    echo "== data: cross_encoder.synthetic"
+    echo "== data: cross_encoder.data.synthetic"
 else
     echo "== data: generated inline"
     "$PYTHON" - "$RAW" "$N_TRAIN" "$N_DEV" <<'PY'
@@ -105,10 +105,10 @@ PRE=$WORK/pre
     --output_dir "$PRE" --use_title --corpus_file "$RAW/corpus.tsv" \
     --train_query_file "$RAW/train.query.txt" --dev_query_file "$RAW/dev.query.txt" \
     --train_qrels_file "$RAW/qrels.train.tsv" >"$WORK/preprocess.log" 2>&1
-"$PYTHON" -m cross_encoder.bm25 --corpus_file "$RAW/corpus.tsv" --index_dir "$WORK/bm25" \
+"$PYTHON" -m cross_encoder.first_stage.bm25 --corpus_file "$RAW/corpus.tsv" --index_dir "$WORK/bm25" \
     --query_file "$RAW/train.query.txt" --qrels_file "$RAW/qrels.train.tsv" \
     --output_neg_file "$WORK/train.negatives.tsv" --depth 200 >"$WORK/bm25_train.log" 2>&1
-"$PYTHON" -m cross_encoder.bm25 --index_dir "$WORK/bm25" --query_file "$RAW/dev.query.txt" \
+"$PYTHON" -m cross_encoder.first_stage.bm25 --index_dir "$WORK/bm25" --query_file "$RAW/dev.query.txt" \
     --output_ranking "$WORK/dev.ranking.tsv" --depth "$DEPTH" >"$WORK/bm25_dev.log" 2>&1
 echo "== data: $(wc -l <"$RAW/corpus.tsv") passages, $N_TRAIN train / $N_DEV dev queries," \
     "$(wc -l <"$WORK/dev.ranking.tsv") dev pairs to rerank"

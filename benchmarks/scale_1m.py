@@ -11,8 +11,8 @@ written under the folder given on the command line (about 0.4 GB of text plus ou
 a million passages), never into the repository. Steps, as the workflow runs them:
 
 1. ``cross_encoder.preprocess`` (tokenize corpus + queries into Parquet);
-2. ``cross_encoder.bm25`` building and saving the index (rule ``bm25_index``);
-3. ``cross_encoder.bm25`` loading it and retrieving the top ``--depth`` for every query
+2. ``cross_encoder.first_stage.bm25`` building and saving the index (rule ``bm25_index``);
+3. ``cross_encoder.first_stage.bm25`` loading it and retrieving the top ``--depth`` for every query
    plus hard negatives (rule ``retrieve_bm25``).
 
 Needs GNU time (Debian: ``apt-get install time``).
@@ -140,13 +140,13 @@ def main() -> None:
     )
     results["bm25_index"] = timed(
         "bm25 index",
-        [py, "-m", "cross_encoder.bm25", "--corpus_file", str(data["corpus"])]
+        [py, "-m", "cross_encoder.first_stage.bm25", "--corpus_file", str(data["corpus"])]
         + ["--index_dir", str(work / "bm25_index")],
         work / "bm25_index.log",
     )
     results["bm25_retrieve"] = timed(
         f"bm25 retrieve top-{args.depth}",
-        [py, "-m", "cross_encoder.bm25", "--index_dir", str(work / "bm25_index")]
+        [py, "-m", "cross_encoder.first_stage.bm25", "--index_dir", str(work / "bm25_index")]
         + ["--query_file", str(data["queries"]), "--qrels_file", str(data["qrels"])]
         + ["--depth", str(args.depth), "--output_ranking", str(work / "ranking.tsv")]
         + ["--output_neg_file", str(work / "negs.tsv")],

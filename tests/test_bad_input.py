@@ -19,7 +19,9 @@ import pytest
 import yaml
 from conftest import snakemake_cmd, workflow_env, write_tiny_config
 
-from cross_encoder import bm25, dense, download, evaluate, fusion, negatives, preprocess, run
+from cross_encoder import evaluate, preprocess, run
+from cross_encoder.data import download
+from cross_encoder.first_stage import bm25, dense, fusion, negatives
 
 # --------------------------------------------------------------------------- good files
 
@@ -286,7 +288,7 @@ def test_subset_warns_and_goes_on(cli, key, extra, pattern, files, ctx, caplog):
 
 
 def test_crlf_bom_empty_titles_work_like_plain_files(files, tmp_path, tiny_model_dir):
-    from cross_encoder.collection import TokenizedCollection
+    from cross_encoder.io.collection import TokenizedCollection
 
     def tok(suffix, mangle):
         for key in ("corpus", "train_queries", "dev_queries", "train_qrels"):
@@ -361,6 +363,9 @@ def test_download_bad_input(case, tmp_path, capsys):
 # --------------------------------------------------------------------------- subprocesses
 
 
+MODULE_PATH = {"bm25": "first_stage.bm25"}
+
+
 @pytest.mark.parametrize(
     "module,spoil",
     [
@@ -373,7 +378,7 @@ def test_no_traceback_in_a_real_process(module, spoil, files, tmp_path, tiny_mod
     files[spoil].write_bytes(files[spoil].read_bytes() + b"dup\t\xff\n")
     _, argv, outputs = cli_args(module, files, tmp_path / "out", tiny_model_dir, tmp_path, tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", f"cross_encoder.{module}", *map(str, argv)],
+        [sys.executable, "-m", f"cross_encoder.{MODULE_PATH.get(module, module)}", *map(str, argv)],
         capture_output=True,
         text=True,
         timeout=300,

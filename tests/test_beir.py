@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cross_encoder import beir
+from cross_encoder.data import beir
 from cross_encoder.io import InputError, read_qrels, read_queries
 
 

@@ -1,4 +1,5 @@
-from cross_encoder import bm25, io
+from cross_encoder import io
+from cross_encoder.first_stage import bm25
 
 
 def test_ranks_the_matching_passage_first(tmp_path):
@@ -40,7 +41,7 @@ def test_scifact_reference_figure(tmp_path):
     """On real SciFact the first stage reproduces the reference BM25 (nDCG@10 0.686)."""
     import pytest
 
-    from cross_encoder.metrics import evaluate_ranking
+    from cross_encoder.evaluation.metrics import evaluate_ranking
 
     data = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/scifact"
     if not data.exists():
@@ -48,7 +49,7 @@ def test_scifact_reference_figure(tmp_path):
     retriever, tok, pids = bm25.build_index(data / "corpus.jsonl")
     qrels = io.read_qrels(data / "qrels/test.tsv")
     queries = {q: t for q, t in io.read_queries(data / "queries.jsonl").items() if q in qrels}
-    ranking = bm25.search(retriever, tok, pids, queries, depth=100)
+    ranking = dict(bm25.iter_search(retriever, tok, pids, queries, depth=100))
     ranked = {q: [p for p, _ in v] for q, v in ranking.items()}
     m = evaluate_ranking(qrels, ranked, ["nDCG@10", "Recall@100"])
     assert abs(m["nDCG@10"] - 0.686) < 0.002

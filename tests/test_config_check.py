@@ -5,7 +5,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from cross_encoder.config_check import ConfigError, check_config, coerce_strings, problems
+from cross_encoder.workflow.config_check import ConfigError, check_config, coerce_strings, problems
 
 SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())

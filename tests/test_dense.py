@@ -3,7 +3,8 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from cross_encoder import dense, hardware, io
+from cross_encoder import hardware, io
+from cross_encoder.first_stage import dense
 
 
 def test_top_k_equals_brute_force():

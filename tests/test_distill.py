@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from cross_encoder import distill
-from cross_encoder.dense import BiEncoder
+from cross_encoder.distillation import distill
+from cross_encoder.first_stage.dense import BiEncoder
 from cross_encoder.io import positives, read_qrels
 
 LOG1PE = math.log(1 + math.e)
@@ -116,9 +116,9 @@ def test_tiny_distillation_lowers_the_loss_and_saves_a_sentence_transformer(
     log = json.loads((out / "distill_log.json").read_text())
     assert log["steps"] == 8 * 4 and log["queries"] == 16
 
-    from cross_encoder.dense import passage_texts
+    from cross_encoder.distillation.teacher import read_teacher_scores
+    from cross_encoder.first_stage.dense import passage_texts
     from cross_encoder.io import read_neg_file, read_queries
-    from cross_encoder.teacher import read_teacher_scores
 
     pids, texts = passage_texts(story_data["corpus"])
     data = distill.DistillData(
@@ -165,7 +165,7 @@ def test_bf16_distillation_autocasts_and_saves_fp32_weights(
     the optimizer is fused AdamW over float32 weights, and float32 weights are saved."""
     from safetensors.torch import load_file
 
-    from cross_encoder import dense
+    from cross_encoder.first_stage import dense
 
     seen = []
     real = dense.BiEncoder.forward

@@ -1,4 +1,4 @@
-"""Tests for cross_encoder.download against a local HTTP server on 127.0.0.1."""
+"""Tests for cross_encoder.data.download against a local HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cross_encoder import download
-from cross_encoder.download import BEIR_MD5, DownloadError, download_beir, main
+from cross_encoder.data import download
+from cross_encoder.data.download import BEIR_MD5, DownloadError, download_beir, main
 
 CORPUS = [
     {"_id": "d1", "title": "Cats", "text": "Cats purr when content."},
@@ -283,7 +283,7 @@ def test_nested_layout_counts_as_complete(tmp_path: Path) -> None:
 def test_module_entry_point(server: Server, out_parent: Path) -> None:
     md5 = server.add("tiny", _beir_members("tiny"))
     output = out_parent / "tiny"
-    base = [sys.executable, "-m", "cross_encoder.download", "--dataset", "tiny"]
+    base = [sys.executable, "-m", "cross_encoder.data.download", "--dataset", "tiny"]
     base += ["--output_dir", str(output), "--base_url", server.url]
     bad = subprocess.run([*base, "--md5", "f" * 32], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2

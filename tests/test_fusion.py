@@ -1,6 +1,7 @@
 import pytest
 
-from cross_encoder import fusion, io
+from cross_encoder import io
+from cross_encoder.first_stage import fusion
 
 
 def test_rrf_by_hand():

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cross_encoder.loss import grouped_softmax_loss
+from cross_encoder.training.loss import grouped_softmax_loss
 
 
 def test_hand_computed_group():

@@ -1,6 +1,6 @@
 import pytest
 
-from cross_encoder.metrics import evaluate_ranking, order_run, per_query, to_ir_measure
+from cross_encoder.evaluation.metrics import evaluate_ranking, order_run, per_query, to_ir_measure
 
 QRELS = {"q1": {"a": 1}, "q2": {"b": 1, "c": 1}, "q3": {"d": 1}, "q4": {"x": 0}}
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 import yaml
 
-from cross_encoder import model_card, run
+from cross_encoder import run
 from cross_encoder.io import iter_corpus, iter_ranking, read_queries
+from cross_encoder.modeling import card as model_card
 from cross_encoder.preprocess import passage_text
 
 

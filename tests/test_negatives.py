@@ -1,4 +1,5 @@
-from cross_encoder import io, negatives
+from cross_encoder import io
+from cross_encoder.first_stage import negatives
 
 
 def test_hard_negatives_skip_positives_keep_order():

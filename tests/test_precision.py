@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from cross_encoder import hardware, predict, run
-from cross_encoder.collection import TokenizedCollection
-from cross_encoder.data import PairTemplate
+from cross_encoder import hardware, run
 from cross_encoder.io import iter_ranking
-from cross_encoder.trainer import EpochSetter
+from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.reranking import predict
+from cross_encoder.training.dataset import PairTemplate
+from cross_encoder.training.trainer import EpochSetter
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_bf16_training_autocasts_with_fp32_master_weights_and_fused_adamw(
     """--precision bf16 on a CPU (what auto picks on an AMX CPU): the forward runs under
     torch.autocast("cpu", bf16), the weights the optimizer updates stay float32, and the
     optimizer is torch's fused AdamW."""
-    from cross_encoder import trainer as trainer_mod
+    from cross_encoder.training import trainer as trainer_mod
 
     seen = {}
     real = trainer_mod.CrossEncoderTrainer.compute_loss

@@ -3,7 +3,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from cross_encoder import preprocess
-from cross_encoder.collection import TokenizedCollection
+from cross_encoder.io.collection import TokenizedCollection
 
 
 def test_outputs_match_tokenizer(tiny_preprocessed, tiny_data, tiny_model_dir):

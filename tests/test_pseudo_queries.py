@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cross_encoder import pseudo_queries as pq
+from cross_encoder.data import pseudo_queries as pq
 from cross_encoder.io import InputError, read_neg_file, read_qrels, read_queries
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cross_encoder import report
+from cross_encoder.evaluation import report
 from cross_encoder.io import InputError
 
 

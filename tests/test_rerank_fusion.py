@@ -1,7 +1,7 @@
 """The reranked run completed with the first stage's tail, and the fused run, by hand."""
 
-from cross_encoder import rerank_fusion as rf
 from cross_encoder.io import read_ranking
+from cross_encoder.reranking import fusion as rf
 
 FIRST = {"q": ["a", "b", "c", "d"]}
 FIRST_SCORES = {"q": {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}}

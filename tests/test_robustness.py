@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import ANIMALS, PLACES, VERBS, snakemake_cmd, workflow_env, write_tiny_config
 
-from cross_encoder import io, preprocess, run
+from cross_encoder import io, modeling, preprocess, run
 
 SEED = int(os.environ.get("ROBUSTNESS_SEED", "20260"))
 # One thread: the machines these tests run on are shared, and two spinning OpenMP threads
@@ -263,10 +263,10 @@ def test_pickled_weights_are_refused(tmp_path, tiny_model_dir, capsys):
     model = AutoModelForSequenceClassification.from_pretrained(bad)
     (bad / "model.safetensors").unlink()
     torch.save(model.state_dict(), bad / "pytorch_model.bin")
-    from cross_encoder.arguments import ModelArguments
+    from cross_encoder.training.arguments import ModelArguments
 
     with pytest.raises(io.InputError, match="cannot load model"):
-        run.load_model(ModelArguments(model_name_or_path=str(bad)))
+        modeling.load_model(ModelArguments(model_name_or_path=str(bad)))
 
 
 # --------------------------------------------------------------------------- shell quoting

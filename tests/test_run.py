@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cross_encoder import hardware, run, trainer
+from cross_encoder import hardware, run
 from cross_encoder.run import parse_args
+from cross_encoder.training import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -185,28 +186,3 @@ def test_gradient_checkpointing_trains(tiny_model_dir, tiny_data, tiny_preproces
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert len(losses) == 8 and all(math.isfinite(x) for x in losses)
     assert (out / "model.safetensors").is_file()
-
-
-def test_last_complete_checkpoint_skips_a_checkpoint_cut_by_a_kill(tmp_path, caplog):
-    good = tmp_path / "checkpoint-4"
-    cut = tmp_path / "checkpoint-8"
-    for c in (good, cut):
-        c.mkdir()
-        (c / "model.safetensors").write_bytes(b"x")
-        (c / "rng_state.pth").write_bytes(b"x")
-    (good / "trainer_state.json").write_text('{"global_step": 4}')
-    (cut / "trainer_state.json").write_text('{"global_st')  # killed mid-write
-    (tmp_path / "checkpoint-12").mkdir()  # killed before anything was written
-    assert run.last_complete_checkpoint(str(tmp_path)) == str(good)
-    assert "skipping" in caplog.text and "checkpoint-8" in caplog.text
-
-
-def test_a_bf16_checkpoint_loads_as_fp32(tiny_model_dir, tmp_path):
-    from transformers import AutoModelForSequenceClassification
-
-    from cross_encoder.arguments import ModelArguments
-
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
-    model.to(torch.bfloat16).save_pretrained(tmp_path)  # what DeepSpeed bf16 saves
-    loaded = run.load_model(ModelArguments(model_name_or_path=str(tmp_path)))
-    assert {p.dtype for p in loaded.parameters()} == {torch.float32}

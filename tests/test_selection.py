@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 from cross_encoder import run
-from cross_encoder.collection import TokenizedCollection
-from cross_encoder.data import PairTemplate
 from cross_encoder.evaluate import main as evaluate_main
 from cross_encoder.io import iter_ranking, write_scores
-from cross_encoder.predict import score_pairs
-from cross_encoder.selection import RerankEvaluator
-from cross_encoder.trainer import lr_multipliers
+from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.reranking.predict import score_pairs
+from cross_encoder.training.dataset import PairTemplate
+from cross_encoder.training.selection import RerankEvaluator
+from cross_encoder.training.trainer import lr_multipliers
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_evaluator_matches_the_evaluate_cli(model_and_data, tiny_data, tmp_path,
     # the same reranking through the files and the CLI the workflow uses
     pairs = [(r.qid, r.pid) for r in iter_ranking(ranking, depth=8)]
     scores = score_pairs(model, template, queries, corpus, pairs, progress=False)
-    from cross_encoder.rerank_fusion import main as fusion_main
+    from cross_encoder.reranking.fusion import main as fusion_main
 
     write_scores(
         tmp_path / "s.tsv", ((q, p, float(s)) for (q, p), s in zip(pairs, scores, strict=True))

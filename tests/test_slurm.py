@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 try:  # tests/ as a package, or (pytest's default) as a plain directory on sys.path
-    from .slurm_cluster import SlurmCluster, SlurmUnavailable, start_cluster
+    from cross_encoder.slurm_cluster import SlurmCluster, SlurmUnavailable, start_cluster
 except ImportError:
     from slurm_cluster import SlurmCluster, SlurmUnavailable, start_cluster
 

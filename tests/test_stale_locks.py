@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cross_encoder import stale_locks
+from cross_encoder.workflow import stale_locks
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from bm25s.stopwords import STOPWORDS_EN
 
-from cross_encoder import synthetic
+from cross_encoder.data import synthetic
 from cross_encoder.io import InputError
 
 # words that carry no content for BM25 (its English stopwords) or only ask the question

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cross_encoder import io, teacher
+from cross_encoder import io
+from cross_encoder.distillation import teacher
 
 SCORES = {"q1": {"p1": 3.0, "n1": 1.0, "n2": -1.0}, "q2": {"p2": 2.0, "n3": 0.5}}
 POS = {"q1": ["p1"], "q2": ["p2"]}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import build_tokenizer
 
-from cross_encoder import run, tokenizer_identity
-from cross_encoder.preprocess import load_tokenizer
+from cross_encoder import run
+from cross_encoder.modeling import load_tokenizer, tokenizer_identity
 
 
 def model_with_tokenizer(src: Path, dst: Path, shuffle_seed: int | None) -> Path:

@@ -46,7 +46,7 @@ def test_no_data_dir_plans_the_download(tmp_path):
     jobs = planned_jobs(out)
     assert {"download", "beir_split", "evaluate"} <= jobs
     assert "resources/beir/scifact/corpus.jsonl" in out
-    assert "cross_encoder.download --dataset scifact" in out
+    assert "cross_encoder.data.download --dataset scifact" in out
 
 
 def test_fusion_stage_is_planned_when_configured(tmp_path):

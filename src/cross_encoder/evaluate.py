@@ -12,8 +12,16 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .io import InputError, atomic_write, cli, read_qrels, read_scores, setup_logging, write_json
-from .metrics import DEFAULT_METRICS, order_run, per_query
+from cross_encoder.evaluation.metrics import DEFAULT_METRICS, order_run, per_query
+from cross_encoder.io import (
+    InputError,
+    atomic_write,
+    cli,
+    read_qrels,
+    read_scores,
+    setup_logging,
+    write_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=PATH",
         help="another run to put in the table (repeatable)",
     )
-    p.add_argument("--fused_file", help="a fused run (cross_encoder.rerank_fusion --output_fused)")
+    p.add_argument(
+        "--fused_file", help="a fused run (cross_encoder.reranking.fusion --output_fused)"
+    )
     p.add_argument(
         "--fusion_file",
         help="the fusion chosen on dev (rerank_fusion --tune_qrels): names the fused row",
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
-        from .metrics import to_ir_measure
+        from cross_encoder.evaluation.metrics import to_ir_measure
 
         for m in metrics:
             to_ir_measure(m)
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fused_file:
         label = "fused"
         if args.fusion_file:
-            from .io import read_json
+            from cross_encoder.io import read_json
 
             chosen = read_json(args.fusion_file)
             if not isinstance(chosen, dict) or "describe" not in chosen:

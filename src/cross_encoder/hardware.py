@@ -184,7 +184,7 @@ def _read_cache(path: Path) -> dict:
 
 
 def _write_cache(path: Path, data: dict) -> None:
-    from .io import atomic_write
+    from cross_encoder.io import atomic_write
 
     try:
         with atomic_write(path) as f:
@@ -289,3 +289,12 @@ def resolve(requested: str | None, device: str | torch.device = "cpu", log: bool
 
 def torch_dtype(precision: str) -> torch.dtype:
     return DTYPES[precision]
+
+
+def log_peak_gpu_memory(stage: str) -> None:
+    """Log ``torch.cuda.max_memory_allocated`` of this rank (CUDA only)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak = torch.cuda.max_memory_allocated()
+        logger.info("%s peak GPU memory: %.2f GiB (rank-local)", stage, peak / 2**30)

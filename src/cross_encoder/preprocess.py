@@ -7,7 +7,7 @@ RetroMAE's ``preprocess.py`` with the same flags::
 
 Writes ``<output_dir>/{corpus,train_query,dev_query}/`` (``data.parquet`` with ``id`` and
 ``input_ids``, ``mapping_id.txt``, and ``tokenizer_identity.json``: which tokenizer made the
-ids, see :mod:`cross_encoder.tokenizer_identity`) and ``<output_dir>/train_qrels.txt``
+ids, see :mod:`cross_encoder.modeling.tokenizer_identity`) and ``<output_dir>/train_qrels.txt``
 (``qid\\tpid``).
 Text is tokenized with the fast tokenizer, without special tokens, truncated to
 ``max_seq_length``; with ``--use_title`` a passage is ``title [SEP] text``. The corpus is
@@ -24,9 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import tokenizer_identity
-from .collection import CollectionWriter, batched
-from .io import (
+from cross_encoder.io import (
     InputError,
     cli,
     iter_corpus,
@@ -35,24 +33,10 @@ from .io import (
     setup_logging,
     write_qrels_pairs,
 )
+from cross_encoder.io.collection import CollectionWriter, batched
+from cross_encoder.modeling import load_tokenizer, tokenizer_identity
 
 logger = logging.getLogger(__name__)
-
-
-def load_tokenizer(name: str, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
-
-    from .models import resolve_model
-
-    try:
-        tok = AutoTokenizer.from_pretrained(
-            resolve_model(name), use_fast=True, trust_remote_code=trust_remote_code
-        )
-    except (OSError, ValueError) as e:
-        raise InputError(name, f"cannot load tokenizer: {str(e).splitlines()[0]}") from None
-    if not tok.is_fast:
-        raise InputError(name, "a fast (Rust) tokenizer is required")
-    return tok
 
 
 def passage_text(title: str, text: str, sep: str, use_title: bool) -> str:

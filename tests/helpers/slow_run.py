@@ -11,7 +11,8 @@ import time
 
 from transformers import TrainerCallback
 
-from cross_encoder import run, trainer
+from cross_encoder import run
+from cross_encoder.training import trainer
 
 
 class Pause(TrainerCallback):

@@ -1,0 +1,207 @@
+"""Which tokenizer made a tokenized folder, and a guard against scoring it with another one.
+
+:mod:`cross_encoder.preprocess` writes ``tokenizer_identity.json`` into every folder it
+tokenizes: the tokenizer's name or path, a sha256 of its vocabulary (the sorted
+``token -> id`` items), its normaliser and pre-tokeniser (from the fast tokenizer's own
+JSON), the ids of its special tokens, ``max_seq_length`` and ``use_title``. Token ids mean
+something only to the vocabulary that made them: a model whose tokenizer maps the same
+words to other ids trains or predicts without any error, on noise.
+
+:func:`check_folders` compares a folder's record with the model's tokenizer
+(``cross_encoder.run`` calls it for every tokenized folder before it reads or writes
+anything; teacher scores are ``cross_encoder.run --do_predict`` too, and
+``cross_encoder.distillation.distill`` tokenizes raw text with its own bi-encoder's tokenizer).
+Only what
+decides token ids counts (:data:`DECISIVE`): a copy of the same tokenizer at another path,
+or another ``max_seq_length``, is no mismatch. A mismatch is one line and exit 2, unless
+``--allow_tokenizer_mismatch`` (then a warning). Folders written before this record existed
+get one warning and are used as they are.
+
+The trained model folder carries the record of the corpus it was trained on, so predict also
+knows whether passages must be ``title [SEP] text`` (``use_title``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cross_encoder.io import InputError, PathLike, read_json, write_json
+
+logger = logging.getLogger(__name__)
+
+IDENTITY_FILE = "tokenizer_identity.json"
+FORMAT_VERSION = 1
+SPECIAL = ("cls", "sep", "pad", "unk", "mask", "bos", "eos")
+# What decides the token ids of a text (use_title: whether a passage is "title [SEP] text").
+DECISIVE = ("vocab_sha256", "normalizer", "pre_tokenizer", "special_token_ids")
+FLAG = "--allow_tokenizer_mismatch"
+
+
+def vocab_sha256(tokenizer) -> str:
+    """sha256 of the vocabulary's sorted ``(token, id)`` items (added tokens included)."""
+    items = sorted(tokenizer.get_vocab().items())
+    blob = json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _backend(tokenizer) -> dict[str, Any]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a slow tokenizer: only the vocabulary tells it apart
+        return {}
+    return json.loads(backend.to_str())
+
+
+def build(
+    tokenizer,
+    name: str | None = None,
+    max_seq_length: int | None = None,
+    use_title: bool | None = None,
+) -> dict[str, Any]:
+    """The identity record of ``tokenizer`` (``name``: how the user named it)."""
+    backend = _backend(tokenizer)
+    special = {}
+    for kind in SPECIAL:
+        tid = getattr(tokenizer, f"{kind}_token_id", None)
+        if tid is not None:
+            special[kind] = int(tid)
+    return {
+        "format": FORMAT_VERSION,
+        "name_or_path": str(name or tokenizer.name_or_path),
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "vocab_sha256": vocab_sha256(tokenizer),
+        "normalizer": backend.get("normalizer"),
+        "pre_tokenizer": backend.get("pre_tokenizer"),
+        "special_token_ids": special,
+        "max_seq_length": max_seq_length,
+        "use_title": use_title,
+    }
+
+
+def write(folder: PathLike, identity: Mapping[str, Any]) -> Path:
+    """Write ``identity`` into ``folder`` atomically; returns the file."""
+    path = Path(folder) / IDENTITY_FILE
+    write_json(path, dict(identity))
+    return path
+
+
+def folder_of(path: PathLike) -> Path:
+    """The folder of a tokenized collection given as its folder or its ``data.parquet``."""
+    p = Path(path)
+    return p if p.is_dir() else p.parent
+
+
+def read(folder: PathLike) -> dict[str, Any] | None:
+    """The record of a tokenized folder (or its ``data.parquet``); None if it has none."""
+    path = folder_of(folder) / IDENTITY_FILE
+    if not path.exists():
+        return None
+    identity = read_json(path)
+    if not isinstance(identity, dict) or "vocab_sha256" not in identity:
+        raise InputError(path, "not a tokenizer identity record (no 'vocab_sha256')")
+    return identity
+
+
+def differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The :data:`DECISIVE` fields where two records disagree (name and length never count)."""
+    return [k for k in DECISIVE if recorded.get(k) != current.get(k)]
+
+
+def describe(identity: Mapping[str, Any]) -> str:
+    return f"{identity.get('name_or_path')} (vocab sha256 {str(identity['vocab_sha256'])[:12]}…)"
+
+
+def _what(diff: list[str]) -> str:
+    names = {
+        "vocab_sha256": "vocabulary",
+        "normalizer": "normaliser",
+        "pre_tokenizer": "pre-tokeniser",
+        "special_token_ids": "special-token ids",
+        "use_title": "use_title",
+    }
+    return ", ".join(names[d] for d in diff)
+
+
+def check(
+    folder: PathLike,
+    tokenizer,
+    allow_mismatch: bool = False,
+    model: str | None = None,
+    current: Mapping[str, Any] | None = None,
+    use_title: bool | None = None,
+) -> bool | None:
+    """Compare ``folder``'s record with ``tokenizer`` (the model's, named ``model``).
+
+    Returns True when they agree, None when the folder has no record (nothing to compare),
+    False on a mismatch allowed by ``allow_mismatch`` (logged as a warning); raises
+    :class:`InputError` (one line, both named) on a mismatch otherwise. ``use_title``: what
+    the model was trained with, if known; compared with the folder's when both are known.
+    """
+    recorded = read(folder)
+    if recorded is None:
+        return None
+    current = current if current is not None else build(tokenizer)
+    diff = differences(recorded, current)
+    recorded_title = recorded.get("use_title")
+    if use_title is not None and recorded_title is not None and recorded_title != use_title:
+        diff.append("use_title")
+    if not diff:
+        return True
+    model = model or current.get("name_or_path")
+    if diff == ["use_title"]:
+        message = (
+            f"{folder} was tokenized with use_title={recorded['use_title']} but the model "
+            f"{model} was trained with use_title={use_title}; re-run preprocess "
+            f"{'with' if use_title else 'without'} --use_title, or pass {FLAG} if you mean it"
+        )
+    else:
+        message = (
+            f"{folder} was tokenized with {describe(recorded)} but the model {model} has "
+            f"tokenizer {describe(current)} ({_what(diff)} "
+            f"{'differs' if len(diff) == 1 else 'differ'}); re-run preprocess with "
+            f"--tokenizer_name {current.get('name_or_path')}, or pass {FLAG} if you mean it"
+        )
+    if not allow_mismatch:
+        raise InputError(None, message)
+    logger.warning("%s given: %s", FLAG, message.split("; re-run")[0])
+    return False
+
+
+def check_folders(
+    folders: Mapping[str, PathLike | None],
+    tokenizer,
+    allow_mismatch: bool = False,
+    model: str | None = None,
+    name: str | None = None,
+    use_title: bool | None = None,
+) -> dict[str, bool | None]:
+    """:func:`check` every existing folder of ``{flag: folder}``; one warning lists the ones
+    without a record (written before records existed). ``use_title`` is compared for the
+    corpus (``corpus_file``) only: queries have no titles. Returns ``{flag: check's result}``.
+    """
+    current = build(tokenizer, name)
+    seen: dict[str, bool | None] = {}
+    results: dict[str, bool | None] = {}
+    for flag, folder in folders.items():
+        if not folder or not Path(folder).exists():
+            continue  # the caller reports a missing input in its own words
+        key = str(folder_of(folder).resolve())
+        if key not in seen:
+            ut = use_title if flag == "corpus_file" else None
+            seen[key] = check(folder, tokenizer, allow_mismatch, model, current, ut)
+        results[flag] = seen[key]
+    legacy = [str(folders[f]) for f, r in results.items() if r is None]
+    if legacy:
+        logger.warning(
+            "%s: no %s (tokenized before tokenizer records existed): cannot check that the "
+            "model's tokenizer %s made these token ids; re-run preprocess to record it",
+            ", ".join(dict.fromkeys(legacy)),
+            IDENTITY_FILE,
+            describe(current),
+        )
+    return results

@@ -1,0 +1,191 @@
+"""Rerank with OpenVINO on a CPU (``--backend openvino``): the model's encoder converted with
+``openvino.convert_model`` (dynamic batch and sequence dimensions) and compiled for the CPU,
+fed the same length-sorted batches as :func:`cross_encoder.reranking.predict.score_pairs`.
+
+OpenVINO picks its own inference precision: bf16 on a CPU with AMX (or AVX512_BF16), f32
+elsewhere (``precision`` overrides it; :attr:`OpenVINOScorer.precision` says what it used).
+As in the torch path, the score head (the classifier's last linear layer) stays out of the
+converted graph and runs in float32 on the encoder's output, so that scores keep full
+resolution instead of bf16's 3 significant digits.
+
+Optional: ``pip install 'cross-encoder-rerank[openvino]'``. OpenVINO's converter reports usage
+to Intel unless the user opted out; this module makes it use its built-in no-op stub instead
+(nothing leaves the machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.reranking.predict import _score_head, make_batches
+from cross_encoder.training.dataset import PairTemplate
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'cross-encoder-rerank[openvino]'"
+# precision names of this package -> OpenVINO's INFERENCE_PRECISION_HINT
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def import_openvino():
+    """``openvino``, with its converter's telemetry replaced by the no-op stub it ships
+    (it falls back to that stub when ``openvino_telemetry`` cannot be imported)."""
+    if "openvino.tools.ovc" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    try:
+        import openvino
+    except ImportError as e:
+        raise ImportError(f"the OpenVINO backend needs OpenVINO: {INSTALL_HINT}") from e
+    return openvino
+
+
+class _Encoder(torch.nn.Module):
+    """The model with its score head replaced by the identity: returns the head's input."""
+
+    def __init__(self, model, names: Sequence[str]):
+        super().__init__()
+        self.model = model
+        self.names = tuple(names)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return self.model(**kwargs).logits
+
+
+def _replace_module(root: torch.nn.Module, target: torch.nn.Module, new: torch.nn.Module):
+    for module in root.modules():
+        for child_name, child in module.named_children():
+            if child is target:
+                setattr(module, child_name, new)
+                return module, child_name
+    raise ValueError("score head not found in the model")
+
+
+class OpenVINOScorer:
+    """A compiled encoder + the float32 score head: ``scorer(batch) -> float32 scores``."""
+
+    def __init__(self, compiled, head: torch.nn.Linear | None, names: Sequence[str]):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.names = tuple(names)
+        self.head = head
+        if head is not None:
+            self.weight = head.weight.detach().float().cpu().numpy()[0]
+            self.bias = 0.0 if head.bias is None else float(head.bias.detach().float()[0])
+
+    @property
+    def precision(self) -> str:
+        """OpenVINO's inference precision (``bf16``, ``f32``, ...)."""
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        return hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+
+    @property
+    def threads(self) -> int:
+        return int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        inputs = {k: batch[k].numpy() for k in self.names}
+        out = np.asarray(self.request.infer(inputs)[0], dtype=np.float32)
+        if self.head is None:  # the graph ends in the logits
+            return out.reshape(len(out), -1)[:, 0].copy()
+        out = out.reshape(len(out), -1)
+        return out @ self.weight + np.float32(self.bias)
+
+
+def compile_model(
+    model,
+    template: PairTemplate,
+    precision: str | None = None,
+    threads: int | None = None,
+    device: str = "CPU",
+) -> OpenVINOScorer:
+    """Convert ``model`` (a float32 ``AutoModelForSequenceClassification``) and compile it.
+
+    ``precision``: ``fp32``/``bf16``/``fp16`` (OpenVINO's ``INFERENCE_PRECISION_HINT``), or
+    ``None``/``auto`` for OpenVINO's own choice. ``threads``: default torch's thread count.
+    """
+    ov = import_openvino()
+    model = model.float().eval()
+    names = ["input_ids", "attention_mask"] + (
+        ["token_type_ids"] if template.uses_token_types else []
+    )
+    # A two-pair example of different lengths: padding and masks take part in the trace.
+    ids = [1] * 4
+    example = template.pad([template.build(ids, ids), template.build(ids, ids[:2])])
+    head = _score_head(model)
+    swapped = None
+    if head is not None:
+        swapped = _replace_module(model, head, torch.nn.Identity())
+    try:
+        # OpenVINO's PyTorch frontend traces with torch.jit (deprecated in torch 2.13: a
+        # warning per call), and the trace warns about shapes it takes as constants: none
+        # that varies per batch (the example is padded: the attention mask is in the graph).
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", r".*torch\.jit\.trace", DeprecationWarning)
+            ov_model = ov.convert_model(
+                _Encoder(model, names),
+                example_input={k: example[k] for k in names},
+                input=[(k, ov.PartialShape([-1, -1]), ov.Type.i64) for k in names],
+            )
+    finally:
+        if swapped is not None:
+            setattr(swapped[0], swapped[1], head)
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+    }
+    if precision and precision != "auto":
+        if precision not in PRECISION_HINTS:
+            raise ValueError(f"precision must be auto or one of {', '.join(PRECISION_HINTS)}")
+        config["INFERENCE_PRECISION_HINT"] = PRECISION_HINTS[precision]
+    compiled = ov.Core().compile_model(ov_model, device, config)
+    scorer = OpenVINOScorer(compiled, head, names)
+    logger.info(
+        "OpenVINO %s on %s: inference precision %s, %d threads, score head in float32",
+        ov.get_version(),
+        device,
+        scorer.precision,
+        scorer.threads,
+    )
+    return scorer
+
+
+def score_pairs(
+    scorer: OpenVINOScorer,
+    template: PairTemplate,
+    queries: TokenizedCollection,
+    corpus: TokenizedCollection,
+    pairs: Sequence[tuple[str, str]],
+    max_tokens: int = 16384,
+    max_pairs: int = 512,
+    progress: bool = True,
+) -> np.ndarray:
+    """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32: the batches of
+    :func:`cross_encoder.reranking.predict.score_pairs` (length-sorted under a token budget), one
+    process."""
+    built = [template.build(queries.tokens(q), corpus.tokens(p)) for q, p in pairs]
+    batches = make_batches([len(ids) for ids, _ in built], max_tokens, max_pairs)
+    out = np.empty(len(pairs), dtype=np.float32)
+    bar = tqdm(total=len(pairs), desc="predict (openvino)", unit=" pairs", disable=not progress)
+    with bar:
+        for b in batches:
+            out[b] = scorer(template.pad([built[i] for i in b]))
+            bar.update(len(b))
+    return out

@@ -1,0 +1,247 @@
+"""Command-line arguments of ``cross_encoder.run``: RetroMAE's names, plus every HF
+``TrainingArguments`` flag. A single ``.json`` argument replaces the command line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from cross_encoder import hardware
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        metadata={"help": "HF model name or local dir (AutoModelForSequenceClassification)"}
+    )
+    config_name: str | None = field(default=None, metadata={"help": "config, if not the model's"})
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "tokenizer, if not the model's"}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "HF cache directory"})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "allow model code from the hub (off by default)"}
+    )
+    allow_tokenizer_mismatch: bool = field(
+        default=False,
+        metadata={
+            "help": "use tokenized folders whose recorded tokenizer (tokenizer_identity.json) "
+            "is not the model's: a warning instead of an error (experts only)"
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    corpus_file: str | None = field(
+        default=None, metadata={"help": "tokenized corpus folder (preprocess output)"}
+    )
+    train_query_file: str | None = field(default=None, metadata={"help": "tokenized train queries"})
+    train_qrels: str | None = field(default=None, metadata={"help": "train qrels (qid\\tpid)"})
+    neg_file: str | None = field(
+        default=None, metadata={"help": "hard negatives: qid\\tpid,pid,... in rank order"}
+    )
+    test_query_file: str | None = field(default=None, metadata={"help": "tokenized test queries"})
+    test_file: str | None = field(
+        default=None, metadata={"help": "ranking to rerank: qid\\tpid[\\trank\\tscore]"}
+    )
+    prediction_save_path: str = field(
+        default="rerank_score.txt", metadata={"help": "where --do_predict writes qid\\tpid\\tscore"}
+    )
+    corpus_id_file: str | None = field(default=None, metadata={"help": "<corpus>/mapping_id.txt"})
+    train_query_id_file: str | None = field(default=None, metadata={"help": "mapping_id.txt"})
+    test_query_id_file: str | None = field(default=None, metadata={"help": "mapping_id.txt"})
+    train_group_size: int = field(default=8, metadata={"help": "1 positive + G-1 negatives"})
+    sample_neg_from_topk: int = field(
+        default=200, metadata={"help": "draw negatives from this many top neg_file entries"}
+    )
+    sample_neg_skip_topk: int = field(
+        default=0,
+        metadata={
+            "help": "skip this many top neg_file entries (likely unlabelled positives): "
+            "negatives come from ranks skip+1..sample_neg_from_topk"
+        },
+    )
+    random_negatives: int = field(
+        default=0,
+        metadata={"help": "of the G-1 negatives, draw this many uniformly from the corpus"},
+    )
+    prediction_topk: int = field(
+        default=200, metadata={"help": "rerank this many top passages per query"}
+    )
+    max_len: int = field(default=128, metadata={"help": "max tokens of a query-passage pair"})
+    prediction_max_len: int | None = field(
+        default=None,
+        metadata={"help": "max tokens of a pair when scoring (default: --max_len); may exceed it"},
+    )
+    eval_query_file: str | None = field(
+        default=None, metadata={"help": "model selection: tokenized dev queries"}
+    )
+    eval_file: str | None = field(
+        default=None,
+        metadata={"help": "model selection: the dev first-stage ranking to rerank while training"},
+    )
+    eval_qrels: str | None = field(
+        default=None, metadata={"help": "model selection: dev qrels (qid pid [rel])"}
+    )
+    eval_query_id_file: str | None = field(default=None, metadata={"help": "mapping_id.txt"})
+    eval_topk: int | None = field(
+        default=None,
+        metadata={"help": "model selection: rerank this many (default: prediction_topk)"},
+    )
+    eval_max_queries: int = field(
+        default=0,
+        metadata={
+            "help": "model selection: a fixed seeded sample of this many dev queries (0: all)"
+        },
+    )
+    eval_metrics: str = field(
+        default="MRR@10,nDCG@10",
+        metadata={"help": "metrics logged at each evaluation (--metric_for_best_model picks one)"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.train_group_size < 2:
+            raise ValueError("--train_group_size must be >= 2")
+        if self.max_len < 8:
+            raise ValueError("--max_len must be >= 8")
+        if self.prediction_max_len is None:
+            self.prediction_max_len = self.max_len
+        if self.prediction_max_len < 8:
+            raise ValueError("--prediction_max_len must be >= 8")
+        if not 0 <= self.sample_neg_skip_topk < self.sample_neg_from_topk:
+            raise ValueError("--sample_neg_skip_topk must be >= 0 and < --sample_neg_from_topk")
+        if not 0 <= self.random_negatives < self.train_group_size:
+            raise ValueError("--random_negatives must be between 0 and --train_group_size - 1")
+        if self.eval_topk is None:
+            self.eval_topk = self.prediction_topk
+        given = [f for f in ("eval_query_file", "eval_file", "eval_qrels") if getattr(self, f)]
+        if given and len(given) < 3:
+            raise ValueError(
+                "--eval_query_file, --eval_file and --eval_qrels go together "
+                f"(given: {', '.join('--' + g for g in given)})"
+            )
+        for name in ("corpus", "train_query", "test_query", "eval_query"):
+            folder = getattr(self, f"{name}_file")
+            if folder and getattr(self, f"{name}_id_file") is None:
+                setattr(self, f"{name}_id_file", os.path.join(folder, "mapping_id.txt"))
+
+
+def disable_deepspeed_shm_comm() -> None:
+    """Keep DeepSpeed from compiling its shared-memory CPU collective op (minutes on a small
+    machine, and a C++ toolchain needed) when it initialises on CPU: communication then falls
+    back to gloo. No environment variable turns that op off, hence the flag here. Must run
+    before DeepSpeed initialises the process group (``TrainingArguments`` does that)."""
+    try:
+        import deepspeed.ops
+    except ImportError:  # no DeepSpeed: HF will say so when it needs it
+        return
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+# Not "mixed_precision": TrainingArguments.__post_init__ overwrites an attribute of that name.
+PRECISIONS = hardware.PRECISIONS
+BACKENDS = ("torch", "openvino")
+
+
+@dataclass
+class CrossEncoderTrainingArguments(TrainingArguments):
+    temperature: float | None = field(
+        default=None, metadata={"help": "divide scores by this before the softmax"}
+    )
+    final_model_dir: str | None = field(
+        default=None,
+        metadata={"help": "also copy the final model here (output_dir keeps the checkpoints)"},
+    )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "learning rate of the score head (parameters outside the base model, e.g. "
+            "BERT's classifier), which starts from random weights; default: --learning_rate"
+        },
+    )
+    layerwise_lr_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "layer-wise learning-rate decay: the top encoder layer gets the learning "
+            "rate, each layer below it this factor more, the embeddings the lowest (e.g. 0.9)"
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "stop after this many evaluations without a better dev metric"},
+    )
+    prediction_batch_tokens: int = field(
+        default=16384,
+        metadata={"help": "predict: max padded tokens per batch (length-sorted batches)"},
+    )
+    backend: str = field(
+        default="torch",
+        metadata={
+            "help": "predict: torch (the default), or openvino: the model converted and compiled "
+            "for the CPU by OpenVINO (the openvino extra; one process; OpenVINO picks its own "
+            "precision under --precision auto: bf16 on AMX), the score head in float32",
+            "choices": list(BACKENDS),
+        },
+    )
+    precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "auto: on a CPU bf16 where it is fast (AMX, confirmed by a timing), else "
+            "fp32; on a GPU bf16 where supported, else fp16. bf16/fp16/fp32: as named (fp16 "
+            "on a CPU: auto's choice). Unset: --fp16/--bf16 decide; without them auto on a "
+            "CPU, fp32 on a GPU (HF behaviour)",
+            "choices": list(PRECISIONS),
+        },
+    )
+
+    def __post_init__(self) -> None:
+        import logging
+
+        import torch
+
+        log = logging.getLogger(__name__)
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ValueError("--head_learning_rate must be > 0")
+        if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
+            raise ValueError("--layerwise_lr_decay must be in (0, 1]")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError("--early_stopping_patience must be >= 1")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}")
+        if self.backend == "openvino":
+            from cross_encoder.reranking.openvino import INSTALL_HINT, available
+
+            if not available():
+                raise ValueError(f"--backend openvino needs OpenVINO: {INSTALL_HINT}")
+        cuda = torch.cuda.is_available()
+        mp = self.precision
+        if mp is not None:
+            if mp not in PRECISIONS:
+                raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}")
+            if (self.fp16 and mp != "fp16") or (self.bf16 and mp != "bf16"):
+                raise ValueError(f"--precision {mp} contradicts --fp16/--bf16: pass one")
+        elif self.fp16 or self.bf16:
+            mp = "fp16" if self.fp16 else "bf16"
+        elif not cuda:
+            mp = "auto"
+        if cuda:
+            if mp is not None:
+                mp = hardware.resolve(mp, "cuda")
+                self.fp16, self.bf16 = mp == "fp16", mp == "bf16"
+            elif self.fp16 and torch.cuda.is_bf16_supported(including_emulation=False):
+                log.info(
+                    "--fp16 on a GPU with bf16 support: keeping fp16 as asked (bf16 is less "
+                    "prone to overflow; --bf16 or --precision auto would use it)"
+                )
+        else:
+            # bf16 on a CPU: HF Trainer (accelerate's native AMP) runs the forward under
+            # torch.autocast("cpu", bf16) with float32 master weights; predict casts weights.
+            mp = hardware.resolve(mp, "cpu")
+            self.fp16, self.bf16 = False, mp == "bf16"
+            self.use_cpu = True
+            if self.deepspeed:
+                disable_deepspeed_shm_comm()
+        super().__post_init__()

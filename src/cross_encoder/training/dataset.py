@@ -1,0 +1,237 @@
+"""Training groups and prediction pairs built from pre-tokenized collections.
+
+* :class:`PairTemplate` turns ``(query_ids, passage_ids)`` into the model's pair input
+  (``[CLS] q [SEP] p [SEP]`` for BERT, ``<s> q </s></s> p </s>`` for RoBERTa, ...), read off
+  the tokenizer itself, truncating the passage first and the query only when it alone would
+  not leave room for a passage (FlagEmbedding#202).
+* :class:`TrainDataset` yields one group per query: its positive first, then G-1 negatives
+  drawn afresh on every fetch from ranks ``sample_neg_skip_topk + 1 .. sample_neg_from_topk``
+  of the neg_file (the skipped top ranks are where unlabelled positives sit), ``random_negatives``
+  of them uniformly from the corpus instead, and filled with random non-positive corpus
+  passages when a query has too few.
+* :class:`GroupCollator` pads a batch of groups dynamically to its longest pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cross_encoder.io.collection import TokenizedCollection
+
+logger = logging.getLogger(__name__)
+
+
+class PairTemplate:
+    """Special tokens and token types of a pair, as the tokenizer lays them out."""
+
+    def __init__(self, tokenizer, max_len: int, min_passage_len: int = 16):
+        a = tokenizer("apple", add_special_tokens=False)["input_ids"]
+        b = tokenizer("zebra", add_special_tokens=False)["input_ids"]
+        full = tokenizer("apple", "zebra", return_token_type_ids=True)
+        ids = full["input_ids"]
+        types = full.get("token_type_ids") or [0] * len(ids)
+        i = _find(ids, a, 0)
+        j = _find(ids, b, i + len(a))
+        self.prefix = ids[:i]
+        self.middle = ids[i + len(a) : j]
+        self.suffix = ids[j + len(b) :]
+        self.type_a = types[i]
+        self.type_b = types[j]
+        self.types_prefix = types[:i]
+        self.types_middle = types[i + len(a) : j]
+        self.types_suffix = types[j + len(b) :]
+        self.uses_token_types = "token_type_ids" in tokenizer.model_input_names
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.n_special = len(self.prefix) + len(self.middle) + len(self.suffix)
+        self.max_len = max_len
+        if max_len <= self.n_special:
+            raise ValueError(f"max_len={max_len} leaves no room for text")
+        # The query may take at most what leaves min_passage_len tokens for the passage.
+        self.max_query_len = max(1, max_len - self.n_special - min_passage_len)
+
+    def build(self, q: Sequence[int], p: Sequence[int]) -> tuple[list[int], list[int]]:
+        q = list(q[: self.max_query_len])
+        room = self.max_len - self.n_special - len(q)
+        p = list(p[:room])
+        ids = self.prefix + q + self.middle + p + self.suffix
+        types = (
+            self.types_prefix
+            + [self.type_a] * len(q)
+            + self.types_middle
+            + [self.type_b] * len(p)
+            + self.types_suffix
+        )
+        return ids, types
+
+    def pad(self, pairs: Sequence[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        """Pad built pairs to the longest one; returns model inputs.
+
+        Built with numpy in one go (a boolean mask scatter of the concatenated ids), not one
+        tensor per pair: the per-batch Python cost stays a few microseconds per pair.
+        """
+        n = len(pairs)
+        lens = np.fromiter((len(ids) for ids, _ in pairs), dtype=np.int64, count=n)
+        width = int(lens.max())
+        filled = np.arange(width)[None, :] < lens[:, None]
+        total = int(lens.sum())
+        input_ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        input_ids[filled] = np.fromiter(
+            itertools.chain.from_iterable(ids for ids, _ in pairs), dtype=np.int64, count=total
+        )
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(filled.astype(np.int64)),
+        }
+        if self.uses_token_types:
+            types = np.zeros((n, width), dtype=np.int64)
+            types[filled] = np.fromiter(
+                itertools.chain.from_iterable(tt for _, tt in pairs), dtype=np.int64, count=total
+            )
+            batch["token_type_ids"] = torch.from_numpy(types)
+        return batch
+
+
+def _find(seq: list[int], sub: list[int], start: int) -> int:
+    for i in range(start, len(seq) - len(sub) + 1):
+        if seq[i : i + len(sub)] == sub:
+            return i
+    raise ValueError("cannot read the pair layout off this tokenizer")
+
+
+class TrainDataset(Dataset):
+    """One group per training query: positive first, then ``group_size - 1`` negatives.
+
+    Sampling is seeded by ``(seed, epoch, index)``, so a run is reproducible, every epoch
+    sees new negatives, and a resumed run draws what the uninterrupted one would have.
+    """
+
+    def __init__(
+        self,
+        queries: TokenizedCollection,
+        corpus: TokenizedCollection,
+        positives: Mapping[str, Sequence[str]],
+        negatives: Mapping[str, Sequence[str]],
+        group_size: int = 8,
+        sample_neg_from_topk: int = 200,
+        seed: int = 42,
+        sample_neg_skip_topk: int = 0,
+        random_negatives: int = 0,
+    ):
+        if group_size < 2:
+            raise ValueError("train_group_size must be >= 2 (a positive and a negative)")
+        if not 0 <= sample_neg_skip_topk < sample_neg_from_topk:
+            raise ValueError("sample_neg_skip_topk must be >= 0 and < sample_neg_from_topk")
+        if not 0 <= random_negatives <= group_size - 1:
+            raise ValueError("random_negatives must be between 0 and train_group_size - 1")
+        self.queries = queries
+        self.corpus = corpus
+        self.group_size = group_size
+        self.seed = seed
+        self.random_negatives = random_negatives
+        self.epoch = 0
+        self.qids = [q for q in positives if q in queries]
+        self.positives = {q: list(positives[q]) for q in self.qids}
+        self.negatives: dict[str, list[str]] = {}
+        for q in self.qids:
+            pos = set(self.positives[q])
+            ranked = [p for p in negatives.get(q, []) if p not in pos]
+            self.negatives[q] = ranked[sample_neg_skip_topk:sample_neg_from_topk]
+        k = group_size - 1 - random_negatives
+        self.n_short = sum(len(v) < k for v in self.negatives.values())
+        if self.n_short:
+            logger.info(
+                "%d of %d queries have fewer than %d negatives; filled with random passages",
+                self.n_short,
+                len(self.qids),
+                k,
+            )
+
+    def __len__(self) -> int:
+        return len(self.qids)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def sample(self, idx: int) -> tuple[str, list[str]]:
+        """The query id and the group's passage ids (positive first) for this fetch."""
+        rng = random.Random(f"{self.seed}-{self.epoch}-{idx}")
+        qid = self.qids[idx]
+        pos = self.positives[qid]
+        negs = self.negatives[qid]
+        k = self.group_size - 1
+        hard = k - self.random_negatives
+        chosen = rng.sample(negs, hard) if len(negs) >= hard else list(negs)
+        taken = set(pos) | set(chosen)
+        if len(self.corpus) - len(taken) < k - len(chosen):
+            raise ValueError("corpus too small for train_group_size")
+        while len(chosen) < k:  # random negatives, and the fill for short neg lists
+            p = self.corpus.ids[rng.randrange(len(self.corpus))]
+            if p not in taken:
+                chosen.append(p)
+                taken.add(p)
+        return qid, [rng.choice(pos), *chosen]
+
+    def __getitem__(self, idx: int) -> tuple[list[int], list[list[int]]]:
+        qid, pids = self.sample(idx)
+        return self.queries.tokens(qid), [self.corpus.tokens(p) for p in pids]
+
+
+@dataclass
+class GroupCollator:
+    """Flatten a batch of groups into ``B*G`` padded pairs (each group's positive first)."""
+
+    template: PairTemplate
+
+    def __call__(self, batch: list[tuple[list[int], list[list[int]]]]) -> dict[str, torch.Tensor]:
+        pairs = [self.template.build(q, p) for q, group in batch for p in group]
+        return self.template.pad(pairs)
+
+
+def load_training_data(data_args, seed: int, corpus: TokenizedCollection) -> TrainDataset:
+    """The training groups from ``--train_query_file``, ``--train_qrels`` and ``--neg_file``
+    (RetroMAE's files): ids not in the tokenized files are dropped with a warning, an error if
+    none is there; without a neg_file the negatives are random corpus passages."""
+    from cross_encoder.io import InputError, positives, read_neg_file, read_qrels, require_path
+
+    why = "with --do_train"
+    queries = TokenizedCollection.load(
+        require_path(data_args.train_query_file, "--train_query_file", why),
+        data_args.train_query_id_file,
+    )
+    qrels_path = require_path(data_args.train_qrels, "--train_qrels", why)
+    pos = positives(read_qrels(qrels_path))
+    queries.check_ids(qrels_path, pos, "query")
+    missing_p = corpus.check_ids(qrels_path, (p for v in pos.values() for p in v), "passage")
+    pos = {q: [p for p in v if p not in missing_p] for q, v in pos.items() if q in queries}
+    pos = {q: v for q, v in pos.items() if v}
+    negs: dict[str, list[str]] = {}
+    if data_args.neg_file:
+        neg_path = require_path(data_args.neg_file, "--neg_file", why)
+        negs = read_neg_file(neg_path)
+        bad = corpus.check_ids(neg_path, (p for v in negs.values() for p in v), "passage")
+        if bad:
+            negs = {q: [p for p in v if p not in bad] for q, v in negs.items()}
+    else:
+        logger.warning("no --neg_file: negatives are random corpus passages")
+    dataset = TrainDataset(
+        queries,
+        corpus,
+        pos,
+        negs,
+        group_size=data_args.train_group_size,
+        sample_neg_from_topk=data_args.sample_neg_from_topk,
+        seed=seed,
+        sample_neg_skip_topk=data_args.sample_neg_skip_topk,
+        random_negatives=data_args.random_negatives,
+    )
+    if len(dataset) == 0:
+        raise InputError(qrels_path, "no training query has a positive in the corpus")
+    return dataset
