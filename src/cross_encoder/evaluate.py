@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cross_encoder.evaluation.metrics import DEFAULT_METRICS, order_run, per_query
+from cross_encoder.evaluation.metrics import DEFAULT_METRICS, mean, order_run, per_query
 from cross_encoder.io import (
     InputError,
     atomic_write,
+    check_overlap,
     cli,
     read_qrels,
     read_scores,
@@ -39,25 +40,19 @@ def load_run(path: str) -> dict[str, list[str]]:
     return order_run(read_scores(path))
 
 
-def check_overlap(run_path: str, ranking: dict, qrels: dict, qrels_path: str = "qrels") -> None:
-    judged = {q for q, d in qrels.items() if any(r > 0 for r in d.values())}
+def check_judged(run_path: str, ranking: dict, qrels: dict, qrels_path: str = "qrels") -> None:
+    """Error when the run ranks none of the judged queries, warn when it misses some."""
+    judged = [q for q, d in qrels.items() if any(r > 0 for r in d.values())]
     if not judged:
         raise InputError(qrels_path, "has no positive judgement (relevance > 0)")
-    hit = judged & set(ranking)
-    if not hit:
-        raise InputError(
-            run_path,
-            f"ranks none of the {len(judged)} judged queries of {qrels_path}; "
-            "check that run and qrels belong together",
-        )
-    if len(hit) < len(judged):
-        logger.warning(
-            "%s ranks %d of %d judged queries of %s; the others count 0",
-            run_path,
-            len(hit),
-            len(judged),
-            qrels_path,
-        )
+    check_overlap(
+        run_path,
+        judged,
+        ranking,
+        none=f"ranks none of the {{n}} judged queries of {qrels_path}; "
+        "check that run and qrels belong together",
+        some=f"ranks {{found}} of {{n}} judged queries of {qrels_path}; the others count 0",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     queries: dict[str, dict[str, dict[str, float]]] = {}
     for name, path in runs:
         ranking = load_run(path)
-        check_overlap(path, ranking, qrels, args.qrels_file)
+        check_judged(path, ranking, qrels, args.qrels_file)
         pq = per_query(qrels, ranking, metrics)
         queries[name] = pq
-        results[name] = {m: sum(v.values()) / max(1, len(v)) for m, v in pq.items()}
+        results[name] = mean(pq)
         if path == args.score_file and not args.no_ranked_results:
             with atomic_write(f"{path}.ranked_results") as f:
                 for q, pids in ranking.items():

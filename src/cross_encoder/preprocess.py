@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from cross_encoder.io import (
     InputError,
+    check_overlap,
     cli,
     iter_corpus,
     read_positives,
@@ -114,40 +115,27 @@ def check_qrels_ids(qrels_file: str, pos: dict[str, list[str]], queries: dict[st
     """Warn (with counts) when qrels cover queries that are not in the query file (normal: the
     official qrels judge more queries than a query subset has); error when none overlap
     (almost always the wrong pair of files)."""
-    missing = [q for q in pos if q not in queries]
-    if missing and len(missing) == len(pos):
-        raise InputError(
-            qrels_file,
-            f"none of its {len(pos)} query ids are in the query file "
-            f"(e.g. {missing[0]!r}); check that qrels and queries belong together",
-        )
-    if missing:
-        logger.warning(
-            "%s: %d of %d judged queries are not in the query file; they are skipped",
-            qrels_file,
-            len(missing),
-            len(pos),
-        )
+    check_overlap(
+        qrels_file,
+        pos,
+        queries,
+        none="none of its {n} query ids are in the query file (e.g. {example}); "
+        "check that qrels and queries belong together",
+        some="{missing} of {n} judged queries are not in the query file; they are skipped",
+    )
 
 
 def check_qrels_pids(qrels_file: str, pos: dict[str, list[str]], pids: set[str]) -> None:
     """Warn (with counts) when judged passages are not in the corpus (a corpus subset);
     error when none are (the wrong corpus)."""
-    judged = {p for ps in pos.values() for p in ps}
-    missing = judged - pids
-    if missing and missing == judged:
-        raise InputError(
-            qrels_file,
-            f"none of its {len(judged)} judged passage ids are in the corpus "
-            f"(e.g. {min(missing)!r}); check that qrels and corpus belong together",
-        )
-    if missing:
-        logger.warning(
-            "%s: %d of %d judged passages are not in the corpus; left out of train_qrels.txt",
-            qrels_file,
-            len(missing),
-            len(judged),
-        )
+    check_overlap(
+        qrels_file,
+        sorted({p for ps in pos.values() for p in ps}),
+        pids,
+        none="none of its {n} judged passage ids are in the corpus (e.g. {example}); "
+        "check that qrels and corpus belong together",
+        some="{missing} of {n} judged passages are not in the corpus; left out of train_qrels.txt",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,7 @@ from pathlib import Path
 from cross_encoder.io import (
     InputError,
     atomic_write,
+    check_overlap,
     cli,
     iter_corpus,
     read_neg_file,
@@ -161,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         raise InputError(args.pseudo_queries, f"query id {bad[0]!r} does not start with {PREFIX!r}")
     ranking = read_ranking(args.pseudo_ranking)
-    if not set(ranking) & set(pseudo):
-        raise InputError(args.pseudo_ranking, f"ranks none of the queries of {args.pseudo_queries}")
+    check_overlap(
+        args.pseudo_ranking,
+        pseudo,
+        ranking,
+        none=f"ranks none of the queries of {args.pseudo_queries}",
+    )
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = build_pairs(

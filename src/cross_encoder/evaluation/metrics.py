@@ -65,5 +65,10 @@ def evaluate_ranking(
     metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> dict[str, float]:
     """Mean of each metric over the judged queries (see module docstring)."""
-    pq = per_query(qrels, ranking, metrics)
+    return mean(per_query(qrels, ranking, metrics))
+
+
+def mean(pq: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the queries of :func:`per_query` (0 for none): the one
+    average every table, the dev selection and the fusion tuning report."""
     return {m: (sum(v.values()) / len(v) if v else 0.0) for m, v in pq.items()}

@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from cross_encoder.first_stage.negatives import hard_negatives
 from cross_encoder.io import (
     InputError,
     atomic_dir,
     atomic_write,
+    check_overlap,
     cli,
     format_score,
     iter_corpus,
@@ -212,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 for rank, (pid, score) in enumerate(ranked, start=1):
                     ranking_f.write(f"{qid}\t{pid}\t{rank}\t{format_score(score)}\n")
             if neg_f is not None and qid in pos:
-                exclude = set(pos[qid])
-                negs = [p for p, _ in ranked if p not in exclude]
+                negs = hard_negatives({qid: [p for p, _ in ranked]}, {qid: pos[qid]})[qid]
                 if negs:
                     neg_f.write(f"{qid}\t{','.join(negs)}\n")
     logger.info("retrieved for %d queries", n)
@@ -224,21 +225,14 @@ def check_qrels_ids(
     qrels_file: str, pos: dict[str, list[str]], queries: dict[str, str], query_file: str
 ) -> None:
     """Error when no judged query is in the query file, warn with counts when some are not."""
-    unknown = [q for q in pos if q not in queries]
-    if len(unknown) == len(pos):
-        raise InputError(
-            qrels_file,
-            f"none of its {len(pos)} judged queries are in {query_file} (e.g. {unknown[0]!r}); "
-            "check that qrels and queries belong together",
-        )
-    if unknown:
-        logger.warning(
-            "%s: %d of %d judged queries are not in %s; they get no negatives",
-            qrels_file,
-            len(unknown),
-            len(pos),
-            query_file,
-        )
+    check_overlap(
+        qrels_file,
+        pos,
+        queries,
+        none=f"none of its {{n}} judged queries are in {query_file} (e.g. {{example}}); "
+        "check that qrels and queries belong together",
+        some=f"{{missing}} of {{n}} judged queries are not in {query_file}; they get no negatives",
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 import logging
 
 from cross_encoder.io import (
-    InputError,
+    check_overlap,
     cli,
     read_positives,
     read_ranking,
@@ -49,19 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     ranking = read_ranking(args.ranking_file)
     pos = read_positives(args.qrels_file)
-    covered = sum(q in ranking for q in pos)
-    if covered == 0:
-        raise InputError(
-            args.ranking_file, f"ranks none of the {len(pos)} queries of {args.qrels_file}"
-        )
-    if covered < len(pos):
-        logger.warning(
-            "%s ranks %d of %d judged queries of %s; the others get no hard negatives",
-            args.ranking_file,
-            covered,
-            len(pos),
-            args.qrels_file,
-        )
+    check_overlap(
+        args.ranking_file,
+        pos,
+        ranking,
+        none=f"ranks none of the {{n}} queries of {args.qrels_file}",
+        some=f"ranks {{found}} of {{n}} judged queries of {args.qrels_file}; the others get no "
+        "hard negatives",
+    )
     negs = hard_negatives(ranking, pos, args.depth)
     write_neg_file(args.output_file, negs)
     logger.info("hard negatives for %d queries -> %s", len(negs), args.output_file)

@@ -34,8 +34,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from cross_encoder.first_stage.fusion import rrf
 from cross_encoder.io import (
     InputError,
+    check_overlap,
     cli,
     iter_ranking,
     read_json,
@@ -133,8 +135,9 @@ def fuse(
         missing = len(first_rank) + 1
         if fusion.method == "rrf":
             k, w = fusion.k, fusion.weights[CE]
-            ce_rank = {p: r for r, p in enumerate(sorted(pids, key=lambda p: -s[p]), start=1)}
-            fused = {p: w / (k + ce_rank[p]) + 1.0 / (k + first_rank.get(p, missing)) for p in pids}
+            ce_order = sorted(pids, key=lambda p: -s[p])
+            both = rrf([{q: ce_order}, {q: first.get(q, [])}], k, weights=[w, 1.0])[q]
+            fused = {p: v for p, v in both if p in s}
         else:
             fused = dict.fromkeys(pids, 0.0)
             for source, w in fusion.weights.items():
@@ -274,10 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     fusion = None
     if args.tune_qrels:
         qrels = read_qrels(args.tune_qrels)
-        if not set(qrels) & set(scores):
-            raise InputError(
-                args.scores, f"scores none of the queries of {args.tune_qrels}: nothing to tune on"
-            )
+        check_overlap(
+            args.scores,
+            qrels,
+            scores,
+            none=f"scores none of the queries of {args.tune_qrels}: nothing to tune on",
+        )
         fusion, tried = tune(scores, first, sources, qrels, args.metric)
         best = max(t[args.metric] for t in tried)
         write_json(

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-from cross_encoder.evaluation.metrics import per_query, to_ir_measure
+from cross_encoder.evaluation.metrics import mean, per_query, to_ir_measure
 from cross_encoder.io import InputError, read_qrels, read_ranking, require_path
 from cross_encoder.io.collection import TokenizedCollection
 from cross_encoder.reranking.fusion import full_run
@@ -107,7 +107,7 @@ class RerankEvaluator:
                 by_query.setdefault(q, {})[p] = float(s)
             run = {q: [p for p, _ in v] for q, v in full_run(by_query, self.ranking).items()}
             pq = per_query(self.qrels, run, self.metrics)
-            result = [{m: sum(v.values()) / len(v) for m, v in pq.items()}]
+            result = [mean(pq)]
         if dist.is_available() and dist.is_initialized():
             dist.broadcast_object_list(result, src=0)
         return result[0]
