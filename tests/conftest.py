@@ -217,7 +217,7 @@ def preprocess_tiny(out: Path, model: Path, data: dict[str, Path]) -> Path:
             "--corpus_file", str(data["corpus"]),
             "--train_query_file", str(data["train_queries"]),
             "--dev_query_file", str(data["dev_queries"]),
-            "--train_qrels_file", str(data["train_qrels"]),
+            "--train_qrels", str(data["train_qrels"]),
         ]
     )  # fmt: skip
     assert rc == 0
@@ -230,7 +230,7 @@ def write_tiny_config(path: Path, data: dict[str, Path], model: Path, **override
         "run_name": "tiny",
         "results_dir": "results",
         "data": {"source": "files", **{k: str(data[k]) for k in DATA_KEYS}},
-        "preprocess": {"max_seq_length": 32, "use_title": True},
+        "preprocess": {"max_len": 32, "use_title": True},
         "first_stage": {"method": "bm25", "depth": 10},
         "train": {
             "model": str(model),

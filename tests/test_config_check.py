@@ -47,3 +47,15 @@ def test_every_mistake_in_one_line_naming_the_files(tmp_path):
     assert message.startswith(f"config error in {tmp_path / 'my.yaml'}: ")
     assert "train.learning_rate: 'fast' is not of type 'number'" in message
     assert "unknown key 'trian'; did you mean 'train'?" in message
+
+
+def test_renamed_keys_still_work_with_a_warning(capsys):
+    config = demo_config()
+    config["preprocess"]["max_seq_length"] = config["preprocess"].pop("max_len")
+    config.setdefault("distill", {})["max_length"] = 64
+    check_config(config, SCHEMA_FILE)
+    assert config["preprocess"]["max_len"] == 128 and "max_seq_length" not in config["preprocess"]
+    assert config["distill"]["max_len"] == 64
+    err = capsys.readouterr().err
+    assert "preprocess.max_seq_length is now preprocess.max_len" in err
+    assert "distill.max_length is now distill.max_len" in err

@@ -20,7 +20,7 @@ def test_top_k_equals_brute_force():
 
 def test_encode_is_order_independent_and_normalised(tiny_model_dir):
     model = AutoModel.from_pretrained(tiny_model_dir)
-    enc = dense.BiEncoder(str(tiny_model_dir), max_length=32, model=model)
+    enc = dense.BiEncoder(str(tiny_model_dir), max_len=32, model=model)
     texts = ["a short one", "a much longer text about foxes and rabbits by the river", "x"]
     emb = enc.encode(texts, batch_size=2)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
@@ -31,8 +31,8 @@ def test_encode_is_order_independent_and_normalised(tiny_model_dir):
 def test_bf16_encoding_agrees_with_fp32(tiny_model_dir):
     texts = [f"the fox {w} the rabbit near the river" for w in ("saw", "chased", "met")]
     texts += ["a much longer text about a horse and a cow in a small green town", "x"]
-    ref = dense.BiEncoder(str(tiny_model_dir), max_length=32).encode(texts)
-    enc = dense.BiEncoder(str(tiny_model_dir), max_length=32, dtype=torch.bfloat16)
+    ref = dense.BiEncoder(str(tiny_model_dir), max_len=32).encode(texts)
+    enc = dense.BiEncoder(str(tiny_model_dir), max_len=32, dtype=torch.bfloat16)
     assert next(enc.model.parameters()).dtype == torch.bfloat16
     got = enc.encode(texts, batch_size=2)
     assert got.dtype == np.float32
@@ -54,7 +54,7 @@ def test_cli_encode_and_search(tmp_path, tiny_data, tiny_model_dir):
     assert (
         dense.main(
             ["encode", "--model", str(tiny_model_dir), "--corpus_file", str(tiny_data["corpus"])]
-            + ["--index_dir", str(index), "--max_length", "32"]
+            + ["--index_dir", str(index), "--max_len", "32"]
         )
         == 0
     )
@@ -63,7 +63,7 @@ def test_cli_encode_and_search(tmp_path, tiny_data, tiny_model_dir):
         dense.main(
             ["search", "--model", str(tiny_model_dir), "--index_dir", str(index)]
             + ["--query_file", str(tiny_data["dev_queries"]), "--output_ranking", str(out)]
-            + ["--depth", "5", "--max_length", "32"]
+            + ["--depth", "5", "--max_len", "32"]
         )
         == 0
     )

@@ -86,7 +86,7 @@ def tiny_teacher(tmp_path, story_data):
 
 
 def mean_loss(model_dir, data, batch_size=16):
-    enc = BiEncoder(str(model_dir), max_length=32, device="cpu")
+    enc = BiEncoder(str(model_dir), max_len=32, device="cpu")
     enc.model.eval()
     total = n = 0
     with torch.no_grad():
@@ -106,7 +106,7 @@ def test_tiny_distillation_lowers_the_loss_and_saves_a_sentence_transformer(
     argv += ["--corpus_file", str(story_data["corpus"]), "--train_query_file"]
     argv += [str(story_data["train_queries"]), "--train_qrels", str(story_data["train_qrels"])]
     argv += ["--neg_file", str(negs), "--teacher_score_files", str(scores)]
-    argv += ["--epochs", "8", "--batch_size", "4", "--group_size", "4", "--max_length", "32"]
+    argv += ["--epochs", "8", "--batch_size", "4", "--group_size", "4", "--max_len", "32"]
     argv += ["--learning_rate", "1e-3", "--seed", "1", "--logging_steps", "8"]
     assert distill.main(argv) == 0
     for name in ("model.safetensors", "config.json", "modules.json", "1_Pooling/config.json"):
@@ -139,7 +139,7 @@ def test_tiny_distillation_lowers_the_loss_and_saves_a_sentence_transformer(
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(out), device="cpu")
-    ours = BiEncoder(str(out), max_length=32, device="cpu").encode(texts[:5])
+    ours = BiEncoder(str(out), max_len=32, device="cpu").encode(texts[:5])
     theirs = st.encode(texts[:5], convert_to_numpy=True)
     assert abs(ours - theirs).max() < 1e-4
 
@@ -189,7 +189,7 @@ def test_bf16_distillation_autocasts_and_saves_fp32_weights(
     argv += ["--corpus_file", str(story_data["corpus"]), "--train_query_file"]
     argv += [str(story_data["train_queries"]), "--train_qrels", str(story_data["train_qrels"])]
     argv += ["--neg_file", str(negs), "--teacher_score_files", str(scores), "--max_steps", "2"]
-    argv += ["--batch_size", "4", "--group_size", "4", "--max_length", "32", "--precision"]
+    argv += ["--batch_size", "4", "--group_size", "4", "--max_len", "32", "--precision"]
     assert distill.main([*argv, "bf16"]) == 0
     assert seen and set(seen) == {(True, torch.float32)} and fused == [True]
     log = json.loads((out / "distill_log.json").read_text())

@@ -43,7 +43,7 @@ def test_truncates_to_max_seq_length(tmp_path, tiny_model_dir):
     rc = preprocess.main(
         ["--tokenizer_name", str(tiny_model_dir), "--max_seq_length", "10"]
         + ["--output_dir", str(tmp_path / "out"), "--corpus_file", str(c)]
-        + ["--train_query_file", str(q), "--dev_query_file", "", "--train_qrels_file", str(qr)]
+        + ["--train_query_file", str(q), "--dev_query_file", "", "--train_qrels", str(qr)]
     )
     assert rc == 0
     assert len(TokenizedCollection.load(tmp_path / "out" / "corpus").tokens("1")) == 10
@@ -58,7 +58,7 @@ def test_bad_corpus_fails_cleanly(tmp_path, tiny_model_dir, capsys):
     rc = preprocess.main(
         ["--tokenizer_name", str(tiny_model_dir), "--output_dir", str(tmp_path / "out")]
         + ["--corpus_file", str(c), "--train_query_file", str(q), "--dev_query_file", ""]
-        + ["--train_qrels_file", str(q)]
+        + ["--train_qrels", str(q)]
     )
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()

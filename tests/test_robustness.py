@@ -112,7 +112,7 @@ def preprocess_argv(data, model, out) -> list[str]:
         str(data["train_queries"]),
         "--dev_query_file",
         str(data["dev_queries"]),
-        "--train_qrels_file",
+        "--train_qrels",
         str(data["train_qrels"]),
     ]
 

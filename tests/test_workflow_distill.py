@@ -21,7 +21,7 @@ def test_teacher_scores_then_distill(tmp_path, tiny_data, tiny_model_dir):
             "model": str(tiny_model_dir),
             "batch_size": 4,
             "group_size": 3,
-            "max_length": 32,
+            "max_len": 32,
             "learning_rate": 1e-3,
         },
     )

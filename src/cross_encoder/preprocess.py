@@ -46,12 +46,12 @@ def passage_text(title: str, text: str, sep: str, use_title: bool) -> str:
     return text or title
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+def tokenize(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
     enc = tokenizer(
         texts,
         add_special_tokens=False,
         truncation=True,
-        max_length=max_length,
+        max_length=max_len,
         return_attention_mask=False,
         return_token_type_ids=False,
     )
@@ -62,7 +62,7 @@ def tokenize_corpus(
     corpus_file: str | Path,
     out_dir: str | Path,
     tokenizer,
-    max_length: int,
+    max_len: int,
     use_title: bool,
     chunk_size: int = 10_000,
 ) -> list[str]:
@@ -76,7 +76,7 @@ def tokenize_corpus(
             for chunk in batched(iter_corpus(corpus_file), chunk_size):
                 ids = [pid for pid, _, _ in chunk]
                 texts = [passage_text(t, x, tokenizer.sep_token, use_title) for _, t, x in chunk]
-                writer.write(ids, tokenize(tokenizer, texts, max_length))
+                writer.write(ids, tokenize(tokenizer, texts, max_len))
                 n += len(chunk)
                 bar.update(len(chunk))
     except BaseException:
@@ -90,7 +90,7 @@ def tokenize_queries(
     query_file: str | Path,
     out_dir: str | Path,
     tokenizer,
-    max_length: int,
+    max_len: int,
     queries: dict[str, str] | None = None,
 ) -> dict[str, str]:
     if queries is None:
@@ -101,9 +101,7 @@ def tokenize_queries(
             tqdm(list(queries.items()), desc=f"tokenize {Path(query_file).name}", mininterval=2),
             10_000,
         ):
-            writer.write(
-                [q for q, _ in chunk], tokenize(tokenizer, [t for _, t in chunk], max_length)
-            )
+            writer.write([q for q, _ in chunk], tokenize(tokenizer, [t for _, t in chunk], max_len))
     except BaseException:
         writer.abort()
         raise
@@ -143,13 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cross_encoder.preprocess", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--tokenizer_name", required=True, help="HF tokenizer name or local path")
-    p.add_argument("--max_seq_length", type=int, default=512, help="truncate texts to this")
+    p.add_argument(
+        "--max_len",
+        "--max_seq_length",  # the seed's spelling
+        dest="max_len",
+        type=int,
+        default=512,
+        help="truncate each query and passage to this many tokens",
+    )
     p.add_argument("--output_dir", required=True)
     p.add_argument("--use_title", action="store_true", help="passage = title [SEP] text")
     p.add_argument("--corpus_file", default="./data/corpus.tsv", help="TSV or BEIR jsonl")
     p.add_argument("--train_query_file", default="./data/train.query.txt")
     p.add_argument("--dev_query_file", default="./data/dev.query.txt", help="'' to skip")
-    p.add_argument("--train_qrels_file", default="./data/qrels.train.tsv")
+    p.add_argument(
+        "--train_qrels",
+        "--train_qrels_file",  # RetroMAE preprocess.py's spelling
+        dest="train_qrels",
+        default="./data/qrels.train.tsv",
+    )
     p.add_argument("--test_query_file", default="", help="optional third query set -> test_query/")
     p.add_argument("--trust_remote_code", action="store_true")
     p.add_argument("--chunk_size", type=int, default=10_000, help="passages per tokenizer call")
@@ -163,11 +173,11 @@ STAGE = ".preprocess.tmp"
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
-    if args.max_seq_length < 1:
-        raise InputError(None, "--max_seq_length must be >= 1")
+    if args.max_len < 1:
+        raise InputError(None, "--max_len must be >= 1")
     if args.chunk_size < 1:
         raise InputError(None, "--chunk_size must be >= 1")
-    inputs = (args.corpus_file, args.train_query_file, args.train_qrels_file, args.dev_query_file)
+    inputs = (args.corpus_file, args.train_query_file, args.train_qrels, args.dev_query_file)
     for f in (*inputs, args.test_query_file):
         if f and not os.path.exists(f):
             raise InputError(f, "no such file")
@@ -178,13 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_query_file:
         query_files["test_query"] = args.test_query_file
     queries = {name: read_queries(path) for name, path in query_files.items()}
-    pos = read_positives(args.train_qrels_file)
-    check_qrels_ids(args.train_qrels_file, pos, queries["train_query"])
+    pos = read_positives(args.train_qrels)
+    check_qrels_ids(args.train_qrels, pos, queries["train_query"])
     pos = {q: p for q, p in pos.items() if q in queries["train_query"]}
     tok = load_tokenizer(args.tokenizer_name, args.trust_remote_code)
-    identity = tokenizer_identity.build(
-        tok, args.tokenizer_name, args.max_seq_length, args.use_title
-    )
+    identity = tokenizer_identity.build(tok, args.tokenizer_name, args.max_len, args.use_title)
 
     # Everything is written into a staging folder and renamed into place only when all of it
     # is complete: an error or a kill leaves no output that looks finished.
@@ -198,19 +206,19 @@ def main(argv: list[str] | None = None) -> int:
             args.corpus_file,
             stage / "corpus",
             tok,
-            args.max_seq_length,
+            args.max_len,
             args.use_title,
             args.chunk_size,
         )
         logger.info("corpus: %d passages", len(pids))
         pid_set = set(pids)
         del pids
-        check_qrels_pids(args.train_qrels_file, pos, pid_set)
+        check_qrels_pids(args.train_qrels, pos, pid_set)
         pos = {q: [p for p in ps if p in pid_set] for q, ps in pos.items()}
         pos = {q: ps for q, ps in pos.items() if ps}
         del pid_set
         for name, path in query_files.items():
-            tokenize_queries(path, stage / name, tok, args.max_seq_length, queries[name])
+            tokenize_queries(path, stage / name, tok, args.max_len, queries[name])
             logger.info("%s: %d queries", name, len(queries[name]))
         for name in [*query_files, "corpus"]:
             tokenizer_identity.write(stage / name, identity)

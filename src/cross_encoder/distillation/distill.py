@@ -165,15 +165,15 @@ class DistillData:
             yield qs, ps, torch.tensor(ts, dtype=torch.float32)
 
 
-def save_sentence_transformer(encoder, output_dir: str | Path, max_length: int) -> None:
+def save_sentence_transformer(encoder, output_dir: str | Path, max_len: int) -> None:
     """Save as a sentence-transformers folder (Transformer -> mean/CLS Pooling ->
     Normalize), with safetensors weights and the tokenizer, atomically (a sibling temp
     folder renamed into place: :func:`cross_encoder.io.atomic_dir`)."""
     with atomic_dir(output_dir) as tmp:
-        _write_sentence_transformer(encoder, tmp, max_length)
+        _write_sentence_transformer(encoder, tmp, max_len)
 
 
-def _write_sentence_transformer(encoder, tmp: Path, max_length: int) -> None:
+def _write_sentence_transformer(encoder, tmp: Path, max_len: int) -> None:
     encoder.model.save_pretrained(tmp, safe_serialization=True)
     encoder.tokenizer.save_pretrained(tmp)
     dim = encoder.model.config.hidden_size
@@ -189,7 +189,7 @@ def _write_sentence_transformer(encoder, tmp: Path, max_length: int) -> None:
             "pooling_mode_mean_sqrt_len_tokens": False,
         },
     )
-    write_json(tmp / "sentence_bert_config.json", {"max_seq_length": max_length})
+    write_json(tmp / "sentence_bert_config.json", {"max_seq_length": max_len})
     modules = [
         ("0", "", "sentence_transformers.models.Transformer"),
         ("1", "1_Pooling", "sentence_transformers.models.Pooling"),
@@ -225,7 +225,7 @@ def train(args) -> dict:
         args.sample_neg_from_topk,
         args.seed,
     )
-    encoder = BiEncoder(args.model, args.max_length, args.pooling)
+    encoder = BiEncoder(args.model, args.max_len, args.pooling)
     precision = train_precision(args.precision, encoder.device)
     device_type = torch.device(encoder.device).type
     autocast = {"device_type": device_type, "dtype": torch.bfloat16}
@@ -290,7 +290,7 @@ def train(args) -> dict:
                     time.perf_counter() - start,
                 )
     encoder.model.eval()
-    save_sentence_transformer(encoder, args.output_dir, args.max_length)
+    save_sentence_transformer(encoder, args.output_dir, args.max_len)
     summary = {
         "args": vars(args),
         "queries": len(data),
@@ -344,7 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="contrastive term over every passage of the batch (else the own group only)",
     )
-    a("--max_length", type=int, default=256, help="tokens per query or passage")
+    a(
+        "--max_len",
+        "--max_length",
+        dest="max_len",
+        type=int,
+        default=256,
+        help="tokens per query or passage",
+    )
     a("--pooling", choices=["mean", "cls"], default="mean")
     a("--seed", type=int, default=42)
     a("--logging_steps", type=int, default=10)
@@ -361,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
-    for name in ("epochs", "batch_size", "max_length", "sample_neg_from_topk", "logging_steps"):
+    for name in ("epochs", "batch_size", "max_len", "sample_neg_from_topk", "logging_steps"):
         if getattr(args, name) < 1:
             raise InputError(None, f"--{name} must be >= 1")
     if args.group_size < 2:

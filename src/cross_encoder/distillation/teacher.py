@@ -3,7 +3,7 @@
 
 RetroMAE's bi-encoder reads ``qid pid score`` lines from every file in
 ``--teacher_score_files a,b`` and, for each training query, looks up the score of a random
-positive of ``train_qrels`` and of ``train_group_size - 1`` negatives drawn from the first
+positive of ``train_qrels`` and of ``group_size - 1`` negatives drawn from the first
 ``sample_neg_from_topk`` entries of its ``neg_file`` (random corpus passages when a query
 has fewer). A pair without a score raises ``KeyError`` there, hours into a run. This
 module checks it beforehand:
@@ -11,7 +11,7 @@ module checks it beforehand:
     python -m cross_encoder.distillation.teacher check \\
         --teacher_score_files train_qrels_score.txt,train_rerank_score.txt \\
         --train_qrels train_qrels.txt --neg_file train.negs.tsv \\
-        --sample_neg_from_topk 30 --train_group_size 8
+        --sample_neg_from_topk 30 --group_size 8
 
 Exit 0 when every pair has a score; exit 2 with one line naming the file, the first
 missing pair and the number missing otherwise.
@@ -86,11 +86,11 @@ def coverage(
     pos: Mapping[str, Iterable[str]],
     negs: Mapping[str, Sequence[str]],
     sample_neg_from_topk: int,
-    train_group_size: int | None = None,
+    group_size: int | None = None,
 ) -> Coverage:
     """Check every pair RetroMAE's bi-encoder can draw: each positive of each training
     query, and the first ``sample_neg_from_topk`` neg_file entries of that query. With
-    ``train_group_size``, also list queries with fewer than ``train_group_size - 1`` such
+    ``group_size``, also list queries with fewer than ``group_size - 1`` such
     negatives (RetroMAE fills them with random passages, which have no score)."""
     cov = Coverage()
     for qid, ps in pos.items():
@@ -105,7 +105,7 @@ def coverage(
             cov.n_pairs += 1
             if p not in have:
                 cov.missing_negatives.append((qid, p))
-        if train_group_size is not None and len(offered) < train_group_size - 1:
+        if group_size is not None and len(offered) < group_size - 1:
             cov.short_queries.append((qid, len(offered)))
     return cov
 
@@ -115,14 +115,14 @@ def check_files(
     train_qrels: str,
     neg_file: str,
     sample_neg_from_topk: int,
-    train_group_size: int | None = None,
+    group_size: int | None = None,
 ) -> Coverage:
     """:func:`coverage` of files; raises :class:`InputError` naming the file at fault."""
     scores = read_teacher_scores(score_files)
     names = score_files if isinstance(score_files, str) else ",".join(score_files)
     pos = positives(read_qrels(train_qrels))
     negs = read_neg_file(neg_file)
-    cov = coverage(scores, pos, negs, sample_neg_from_topk, train_group_size)
+    cov = coverage(scores, pos, negs, sample_neg_from_topk, group_size)
     if cov.missing_positives:
         q, p = cov.missing_positives[0]
         raise InputError(
@@ -145,7 +145,7 @@ def check_files(
         raise InputError(
             neg_file,
             f"query {q!r} offers {n} negatives within sample_neg_from_topk="
-            f"{sample_neg_from_topk}, fewer than train_group_size-1={train_group_size - 1} "
+            f"{sample_neg_from_topk}, fewer than group_size-1={group_size - 1} "
             f"({len(cov.short_queries)} queries); the bi-encoder would add random passages "
             "that have no teacher score",
         )
@@ -165,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--neg_file", required=True, help="qid<TAB>pid,pid,...")
     c.add_argument("--sample_neg_from_topk", type=int, default=200)
     c.add_argument(
-        "--train_group_size",
+        "--group_size",
+        "--train_group_size",  # RetroMAE bi-encoder's spelling
+        dest="group_size",
         type=int,
         default=None,
-        help="also require train_group_size-1 negatives per query",
+        help="also require group_size-1 negatives per query",
     )
     c.add_argument("--report", help="write a JSON summary here when the check passes")
     return p
@@ -180,14 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if args.sample_neg_from_topk < 1:
         raise InputError(None, "--sample_neg_from_topk must be >= 1")
-    if args.train_group_size is not None and args.train_group_size < 2:
-        raise InputError(None, "--train_group_size must be >= 2")
+    if args.group_size is not None and args.group_size < 2:
+        raise InputError(None, "--group_size must be >= 2")
     cov = check_files(
         args.teacher_score_files,
         args.train_qrels,
         args.neg_file,
         args.sample_neg_from_topk,
-        args.train_group_size,
+        args.group_size,
     )
     logger.info(
         "teacher scores cover all %d pairs of %d training queries", cov.n_pairs, cov.n_queries

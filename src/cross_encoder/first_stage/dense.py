@@ -46,7 +46,7 @@ class BiEncoder:
     def __init__(
         self,
         name: str,
-        max_length: int = 256,
+        max_len: int = 256,
         pooling: str = "mean",
         device: str | None = None,
         model=None,
@@ -65,7 +65,7 @@ class BiEncoder:
             self.model = model or AutoModel.from_pretrained(path, use_safetensors=True, dtype=dtype)
         except OSError as e:
             raise InputError(name, f"cannot load bi-encoder: {str(e).splitlines()[0]}") from None
-        self.max_length = max_length
+        self.max_len = max_len
         self.pooling = pooling
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
@@ -76,7 +76,7 @@ class BiEncoder:
             list(texts),
             padding=True,
             truncation=True,
-            max_length=self.max_length,
+            max_length=self.max_len,
             return_tensors="pt",
         ).to(self.device)
         hidden = self.model(**batch).last_hidden_state.float()  # pool in float32
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("encode", "search"):
         s = sub.add_parser(name)
         s.add_argument("--model", default="all-MiniLM-L6-v2", help="bi-encoder name or folder")
-        s.add_argument("--max_length", type=int, default=256)
+        s.add_argument("--max_len", "--max_length", dest="max_len", type=int, default=256)
         s.add_argument("--pooling", choices=["mean", "cls"], default="mean")
         s.add_argument("--batch_size", type=int, default=64)
         s.add_argument("--index_dir", required=True)
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = encode_dtype(args.precision)
     if args.command == "encode":
         pids, texts = passage_texts(args.corpus_file)
-        encoder = BiEncoder(args.model, args.max_length, args.pooling, dtype=dtype)
+        encoder = BiEncoder(args.model, args.max_len, args.pooling, dtype=dtype)
         emb = encoder.encode(texts, args.batch_size, desc="encode corpus")
         save_index(args.index_dir, emb, pids)
         logger.info("encoded %d passages -> %s", len(pids), args.index_dir)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(None, "--depth must be >= 1")
     emb, pids = load_index(args.index_dir)
     queries = read_queries(args.query_file)
-    encoder = BiEncoder(args.model, args.max_length, args.pooling, dtype=dtype)
+    encoder = BiEncoder(args.model, args.max_len, args.pooling, dtype=dtype)
     ranking = search(encoder, emb, pids, queries, args.depth, args.batch_size)
     write_ranking(args.output_ranking, ranking)
     logger.info("retrieved for %d queries -> %s", len(ranking), args.output_ranking)

@@ -20,8 +20,16 @@ def grouped_softmax_loss(
 ) -> torch.Tensor:
     """Mean over groups of ``-log softmax(scores / T)[0]``.
 
-    ``logits`` has ``B * group_size`` entries (any trailing singleton dimension), group by
-    group, each with its positive first. A partial last batch is fine: B is inferred.
+    Args:
+        logits: the cross-encoder's scores, ``B * group_size`` entries (any trailing
+            singleton dimension), group by group, each with its positive first. A partial
+            last batch is fine: ``B`` is inferred.
+        group_size: ``G``, passages per query (1 positive + ``G - 1`` negatives).
+        temperature: ``T`` dividing the scores (None: 1, as the seed).
+
+    Returns:
+        A float32 scalar, the loss averaged over the ``B`` groups. It is ``log G`` for
+        uninformative scores and 0 when the positive outscores every negative by far.
     """
     scores = logits.float().reshape(-1, group_size)
     if temperature is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +18,31 @@ import yaml
 
 class ConfigError(ValueError):
     """Config mistakes, as one line."""
+
+
+# Keys renamed so that one concept has one name (``max_len``: tokens kept, as the seed's
+# ``cross_encoder.run --max_len``); a config with the old key still works, with a warning.
+RENAMED = {
+    ("preprocess", "max_seq_length"): "max_len",
+    ("first_stage", "dense", "max_length"): "max_len",
+    ("distill", "max_length"): "max_len",
+}
+
+
+def rename_deprecated(config: dict) -> list[str]:
+    """Move every old key of :data:`RENAMED` to its new name (in place); one warning each.
+    Both spellings at once is a mistake the schema check then reports."""
+    notes = []
+    for path, new in RENAMED.items():
+        node = config
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        old = path[-1]
+        if isinstance(node, dict) and old in node and new not in node:
+            node[new] = node.pop(old)
+            where = ".".join(path[:-1])
+            notes.append(f"config: {where}.{old} is now {where}.{new}; please rename it")
+    return notes
 
 
 def coerce_strings(node, schema: dict) -> None:
@@ -63,6 +89,8 @@ def problems(config: dict, schema: dict) -> list[str]:
 def check_config(config: dict, schema_file: Path | str, config_files: Iterable = ()) -> None:
     """Raise :class:`ConfigError` naming every mistake and the files to fix."""
     schema = yaml.safe_load(Path(schema_file).read_text(encoding="utf-8"))
+    for note in rename_deprecated(config):
+        print(f"warning: {note}", file=sys.stderr)
     found = problems(config, schema)
     if found:
         files = ", ".join(str(f) for f in config_files) or "the config"
