@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import set_seed
 
     from cross_encoder import modeling
-    from cross_encoder.reranking.predict import rerank_file
+    from cross_encoder.reranking.rerank import rerank_file
     from cross_encoder.training.dataset import PairTemplate
     from cross_encoder.training.trainer import NonFiniteLossError
 
