@@ -179,10 +179,6 @@ def neg_file():
     return FIRST.get("neg_file") or str(OUT / "first_stage" / "train.negs.tsv")
 
 
-def model_name():
-    return TRAIN["model"]
-
-
 def tokenizer_name():
     """What preprocess tokenizes with: preprocess.tokenizer, or the training model's."""
     return config["preprocess"]["tokenizer"] or TRAIN["model"]
