@@ -86,6 +86,14 @@ def q(value) -> str:
     return shlex.quote(str(value))
 
 
+def slurm_logged(command) -> str:
+    """A rule's shell command with its output and errors in the rule's log, after a first
+    line naming the SLURM job it ran in (SLURM_JOB_ID=none outside SLURM). The line is part
+    of the command, not a shell.prefix, so that it lands in the log too."""
+    probe = "echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}}"
+    return f"({probe}; {command}) > {{log:q}} 2>&1"
+
+
 def extra_args(value) -> str:
     """Extra command-line flags from the config, each quoted."""
     return " ".join(q(a) for a in shlex.split(value or ""))

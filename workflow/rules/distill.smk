@@ -42,17 +42,18 @@ rule distill_bi_encoder:
         seed=DISTILL["seed"],
         precision=DISTILL["precision"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.distill --model {params.model:q}"
-        " --output_dir {output:q} --corpus_file {input.corpus:q}"
-        " --train_query_file {input.queries:q} --train_qrels {input.qrels:q}"
-        " --neg_file {input.negs:q} --teacher_score_files {params.scores:q}"
-        " --sample_neg_from_topk {params.topk} --epochs {params.epochs}"
-        " --learning_rate {params.lr} --batch_size {params.batch} --group_size {params.group}"
-        " --temperature {params.temperature} --teacher_temperature {params.teacher_temperature}"
-        " --kl_weight {params.kl} --contrastive_weight {params.ce} {params.in_batch}"
-        " --max_length {params.max_length} --seed {params.seed}"
-        " --precision {params.precision}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.distill --model {params.model:q}"
+            " --output_dir {output:q} --corpus_file {input.corpus:q}"
+            " --train_query_file {input.queries:q} --train_qrels {input.qrels:q}"
+            " --neg_file {input.negs:q} --teacher_score_files {params.scores:q}"
+            " --sample_neg_from_topk {params.topk} --epochs {params.epochs}"
+            " --learning_rate {params.lr} --batch_size {params.batch} --group_size {params.group}"
+            " --temperature {params.temperature} --teacher_temperature {params.teacher_temperature}"
+            " --kl_weight {params.kl} --contrastive_weight {params.ce} {params.in_batch}"
+            " --max_length {params.max_length} --seed {params.seed}"
+            " --precision {params.precision}"
+        )
 
 
 rule distill_dense_index:
@@ -79,11 +80,12 @@ rule distill_dense_index:
         batch=FIRST["dense"]["batch_size"],
         precision=DISTILL["precision"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
-        " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
-        " --precision {params.precision}"
-        " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
+            " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
+            " --precision {params.precision}"
+            " --corpus_file {input.corpus:q} --index_dir {output:q}"
+        )
 
 
 rule distill_retrieve:
@@ -108,12 +110,13 @@ rule distill_retrieve:
         depth=FIRST["depth"],
         precision=DISTILL["precision"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
-        " --model {params.model:q} --max_length {params.max_length}"
-        " --precision {params.precision}"
-        " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
-        " --output_ranking {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
+            " --model {params.model:q} --max_length {params.max_length}"
+            " --precision {params.precision}"
+            " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
+            " --output_ranking {output:q}"
+        )
 
 
 rule distill_evaluate:

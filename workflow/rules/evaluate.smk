@@ -31,8 +31,9 @@ rule evaluate:
             )
         ),
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.evaluate --score_file {input.scores:q}"
-        " --first_stage_file {input.ranking:q} --qrels_file {input.qrels:q}"
-        " --metrics {params.metrics:q} --output_json {output.metrics:q}"
-        " --per_query_file {output.per_query:q} --table_file {output.table:q} {params.fused}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.evaluate --score_file {input.scores:q}"
+            " --first_stage_file {input.ranking:q} --qrels_file {input.qrels:q}"
+            " --metrics {params.metrics:q} --output_json {output.metrics:q}"
+            " --per_query_file {output.per_query:q} --table_file {output.table:q} {params.fused}"
+        )

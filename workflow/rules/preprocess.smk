@@ -35,10 +35,11 @@ rule preprocess:
         test=lambda w: q(query_file("test")) if "test" in QUERY_SPLITS else "''",
         remote_code=remote_code_flag(),
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.preprocess --tokenizer_name {params.tokenizer:q}"
-        " --max_seq_length {params.max_len} --output_dir {params.outdir:q} {params.title}"
-        " {params.remote_code}"
-        " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
-        " --train_qrels_file {input.train_qrels:q}"
-        " --dev_query_file {params.dev} --test_query_file {params.test}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.preprocess --tokenizer_name {params.tokenizer:q}"
+            " --max_seq_length {params.max_len} --output_dir {params.outdir:q} {params.title}"
+            " {params.remote_code}"
+            " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
+            " --train_qrels_file {input.train_qrels:q}"
+            " --dev_query_file {params.dev} --test_query_file {params.test}"
+        )

@@ -30,15 +30,15 @@ rule rerank:
         backend=config["rerank"]["backend"],
         remote_code=remote_code_flag(),
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-        " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-        " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-        " --test_file {input.ranking:q} --prediction_topk {params.topk}"
-        " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-        " --prediction_save_path {output:q} --precision {params.precision}"
-        " --backend {params.backend} --report_to none {params.remote_code})"
-        " > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+            " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
+            " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
+            " --test_file {input.ranking:q} --prediction_topk {params.topk}"
+            " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
+            " --prediction_save_path {output:q} --precision {params.precision}"
+            " --backend {params.backend} --report_to none {params.remote_code}"
+        )
 
 
 # The fusion of the cross-encoder with the first stage, chosen on dev

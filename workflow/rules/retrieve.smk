@@ -23,10 +23,11 @@ rule bm25_index:
         stopwords=FIRST["bm25"]["stopwords"],
         stemmer=FIRST["bm25"]["stemmer"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.bm25 --corpus_file {input.corpus:q} --index_dir {output:q}"
-        " --k1 {params.k1} --b {params.b} --stopwords {params.stopwords:q}"
-        " --stemmer {params.stemmer:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.bm25 --corpus_file {input.corpus:q} --index_dir {output:q}"
+            " --k1 {params.k1} --b {params.b} --stopwords {params.stopwords:q}"
+            " --stemmer {params.stemmer:q}"
+        )
 
 
 rule retrieve_bm25:
@@ -48,10 +49,11 @@ rule retrieve_bm25:
         depth=FIRST["depth"],
         stemmer=FIRST["bm25"]["stemmer"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.bm25 --index_dir {input.index:q} --query_file {input.queries:q}"
-        " --stemmer {params.stemmer:q} --depth {params.depth}"
-        " --output_ranking {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.bm25 --index_dir {input.index:q} --query_file {input.queries:q}"
+            " --stemmer {params.stemmer:q} --depth {params.depth}"
+            " --output_ranking {output:q}"
+        )
 
 
 rule hard_negatives:
@@ -93,11 +95,12 @@ rule dense_index:
         batch=FIRST["dense"]["batch_size"],
         precision=FIRST["dense"]["precision"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
-        " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
-        " --precision {params.precision}"
-        " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
+            " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
+            " --precision {params.precision}"
+            " --corpus_file {input.corpus:q} --index_dir {output:q}"
+        )
 
 
 rule retrieve_dense:
@@ -120,12 +123,13 @@ rule retrieve_dense:
         depth=FIRST["depth"],
         precision=FIRST["dense"]["precision"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
-        " --model {params.model:q} --max_length {params.max_length}"
-        " --precision {params.precision}"
-        " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
-        " --output_ranking {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
+            " --model {params.model:q} --max_length {params.max_length}"
+            " --precision {params.precision}"
+            " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
+            " --output_ranking {output:q}"
+        )
 
 
 rule fuse_hybrid:

@@ -53,21 +53,22 @@ rule teacher_scores:
         precision=config["rerank"]["precision"],
         backend=config["rerank"]["backend"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-        " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-        " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-        " --test_file {input.qrels:q} --max_len {params.max_len}"
-        " --prediction_batch_tokens {params.tokens} --precision {params.precision}"
-        " --backend {params.backend} --prediction_save_path {output.qrels_score:q}"
-        " --report_to none"
-        " && OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-        " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-        " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-        " --test_file {input.ranking:q} --prediction_topk {params.topk}"
-        " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-        " --precision {params.precision} --backend {params.backend}"
-        " --prediction_save_path {output.rerank_score:q} --report_to none) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+            " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
+            " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
+            " --test_file {input.qrels:q} --max_len {params.max_len}"
+            " --prediction_batch_tokens {params.tokens} --precision {params.precision}"
+            " --backend {params.backend} --prediction_save_path {output.qrels_score:q}"
+            " --report_to none"
+            " && OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+            " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
+            " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
+            " --test_file {input.ranking:q} --prediction_topk {params.topk}"
+            " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
+            " --precision {params.precision} --backend {params.backend}"
+            " --prediction_save_path {output.rerank_score:q} --report_to none"
+        )
 
 
 rule check_teacher_scores:
