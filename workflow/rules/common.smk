@@ -56,8 +56,9 @@ OUT = Path(config["results_dir"]) / RUN
 DATA = Path(config["results_dir"]) / "data"
 TRAIN = config["train"]
 FIRST = config["first_stage"]
+RERANK = config["rerank"]
 SPLITS = config["evaluate"]["splits"]
-FUSE = config["rerank"]["fuse_with_first_stage"]
+FUSE = RERANK["fuse_with_first_stage"]
 SELECT = TRAIN["selection"]
 METRIC = config["evaluate"]["metrics"][
     0
@@ -92,6 +93,28 @@ def slurm_logged(command) -> str:
     of the command, not a shell.prefix, so that it lands in the log too."""
     probe = "echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}}"
     return f"({probe}; {command}) > {{log:q}} 2>&1"
+
+
+def flags(section, *keys, optional=(), **values) -> str:
+    """Command-line flags from a config section: `--key value` for each of keys, then for
+    each of optional that is set (not null, 0 or empty), then `--flag value` for each of
+    values (a setting named otherwise in the config, or computed). Values are shell-quoted
+    and a list gives several (`--report_to a b`); True is a bare switch
+    (`--trust_remote_code`), False and None leave the flag out."""
+    items = [(key, section[key]) for key in keys]
+    items += [(key, section[key]) for key in optional if section[key]]
+    items += values.items()
+    rendered = []
+    for flag, value in items:
+        if value is None or value is False:
+            continue
+        if value is True:
+            rendered.append(f"--{flag}")
+        elif isinstance(value, (list, tuple)):
+            rendered.append(" ".join([f"--{flag}", *map(q, value)]))
+        else:
+            rendered.append(f"--{flag} {q(value)}")
+    return " ".join(rendered)
 
 
 def extra_args(value) -> str:
@@ -221,15 +244,6 @@ def torch_launcher(nproc):
     return "python"
 
 
-def remote_code_flag():
-    """`--trust_remote_code` only when the config asks for it (train.trust_remote_code)."""
-    return "--trust_remote_code" if TRAIN["trust_remote_code"] else ""
-
-
-def precision_flags():
-    return f"--precision {TRAIN['precision']}"
-
-
 def selection_inputs():
     """Dev files the train rule reads to select its checkpoint (none without selection)."""
     split = SELECT["split"]
@@ -252,7 +266,7 @@ def selection_flags(wildcards, input):
         f"--eval_query_file {q(input.eval_queries)}",
         f"--eval_file {q(input.eval_ranking)}",
         f"--eval_qrels {q(input.eval_qrels)}",
-        f"--eval_topk {SELECT['topk'] or config['rerank']['prediction_topk']}",
+        f"--eval_topk {SELECT['topk'] or RERANK['prediction_topk']}",
         f"--eval_max_queries {SELECT['max_queries']}",
         f"--eval_metrics {q(','.join(metrics))}",
         f"--eval_strategy steps --eval_steps {SELECT['eval_steps']}",
@@ -268,11 +282,6 @@ def report_to():
     return [t.strip() for t in TRAIN["report_to"].split(",") if t.strip()] or ["none"]
 
 
-def tracking_flags():
-    """report_to for the HF Trainer."""
-    return "--report_to " + " ".join(q(t) for t in report_to())
-
-
 def tracking_env():
     """TensorBoard's event files go to <run>/tensorboard (transformers reads the variable)."""
     if {"tensorboard", "all"} & set(report_to()):
@@ -281,7 +290,21 @@ def tracking_env():
 
 
 def prediction_max_len():
-    return config["rerank"]["max_len"] or TRAIN["max_len"]
+    return RERANK["max_len"] or TRAIN["max_len"]
+
+
+def predict_flags(prediction_topk, max_len):
+    """cross_encoder.run --do_predict settings (rerank.*) for scoring the top prediction_topk
+    of each query's ranking (None: every pair of the file) at max_len tokens a pair."""
+    return flags(
+        RERANK,
+        "precision",
+        "backend",
+        prediction_topk=prediction_topk,
+        max_len=max_len,
+        prediction_batch_tokens=RERANK["batch_tokens"],
+        trust_remote_code=TRAIN["trust_remote_code"],
+    )
 
 
 def fusion_sources(split):
@@ -306,7 +329,7 @@ def fusion_how(wildcards, input):
     """How rerank_fusion fuses: the tuned file, or the configured fixed setting."""
     if FUSE["method"] == "auto":
         return f"--fusion_file {q(input.fusion)}"
-    return f"--method {FUSE['method']} --weight {FUSE['weight']} --k {FUSE['k']}"
+    return flags(FUSE, "method", "weight", "k")
 
 
 def eval_targets():

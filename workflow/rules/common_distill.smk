@@ -71,7 +71,7 @@ def distill_runs(split):
     runs["dense after distillation"] = str(
         DISTILL_DIR / "student" / f"{split}.dense.tsv"
     )
-    runs[f"reranked (top {config['rerank']['prediction_topk']})"] = str(
+    runs[f"reranked (top {RERANK['prediction_topk']})"] = str(
         OUT / "rerank" / f"{split}.scores.tsv"
     )
     return runs

@@ -17,12 +17,10 @@ rule generate_synthetic:
         ENV
     params:
         outdir=lambda w, output: os.path.dirname(output[0]),
-        seed=config["data"]["synthetic"]["seed"],
-        n_train=config["data"]["synthetic"]["n_train"],
-        n_dev=config["data"]["synthetic"]["n_dev"],
+        args=flags(config["data"]["synthetic"], "seed", "n_train", "n_dev"),
     shell:
-        "python -m cross_encoder.synthetic --output_dir {params.outdir:q} --seed {params.seed}"
-        " --n_train {params.n_train} --n_dev {params.n_dev} > {log:q} 2>&1"
+        "python -m cross_encoder.synthetic --output_dir {params.outdir:q} {params.args}"
+        " > {log:q} 2>&1"
 
 
 # A BEIR dataset (data.source: beir): query and qrels files per split, dev carved from

@@ -27,32 +27,31 @@ rule distill_bi_encoder:
         gpu=1 if TRAIN["use_gpu"] else 0,
     params:
         scores=lambda w, input: ",".join(input.teacher),
-        topk=teacher_topk(),
-        model=DISTILL["model"],
-        epochs=DISTILL["epochs"],
-        lr=DISTILL["learning_rate"],
-        batch=DISTILL["batch_size"],
-        group=DISTILL["group_size"],
-        temperature=DISTILL["temperature"],
-        teacher_temperature=DISTILL["teacher_temperature"],
-        kl=DISTILL["kl_weight"],
-        ce=DISTILL["contrastive_weight"],
+        args=flags(
+            DISTILL,
+            "model",
+            "epochs",
+            "learning_rate",
+            "batch_size",
+            "group_size",
+            "temperature",
+            "teacher_temperature",
+            "kl_weight",
+            "contrastive_weight",
+            "max_length",
+            "seed",
+            "precision",
+            sample_neg_from_topk=teacher_topk(),
+        ),
+        # off is --no-in_batch_negatives (argparse.BooleanOptionalAction); on is the default
         in_batch="" if DISTILL["in_batch_negatives"] else "--no-in_batch_negatives",
-        max_length=DISTILL["max_length"],
-        seed=DISTILL["seed"],
-        precision=DISTILL["precision"],
     shell:
         slurm_logged(
-            "OMP_NUM_THREADS={threads} python -m cross_encoder.distill --model {params.model:q}"
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.distill"
             " --output_dir {output:q} --corpus_file {input.corpus:q}"
             " --train_query_file {input.queries:q} --train_qrels {input.qrels:q}"
             " --neg_file {input.negs:q} --teacher_score_files {params.scores:q}"
-            " --sample_neg_from_topk {params.topk} --epochs {params.epochs}"
-            " --learning_rate {params.lr} --batch_size {params.batch} --group_size {params.group}"
-            " --temperature {params.temperature} --teacher_temperature {params.teacher_temperature}"
-            " --kl_weight {params.kl} --contrastive_weight {params.ce} {params.in_batch}"
-            " --max_length {params.max_length} --seed {params.seed}"
-            " --precision {params.precision}"
+            " {params.args} {params.in_batch}"
         )
 
 

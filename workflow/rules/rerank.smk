@@ -19,25 +19,18 @@ rule rerank:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=config["rerank"]["nproc"] if TRAIN["use_gpu"] else 0,
+        gpu=RERANK["nproc"] if TRAIN["use_gpu"] else 0,
     params:
-        launcher=torch_launcher(config["rerank"]["nproc"]),
+        launcher=torch_launcher(RERANK["nproc"]),
         workdir=str(OUT / "rerank" / "work_{split}"),
-        topk=config["rerank"]["prediction_topk"],
-        max_len=prediction_max_len(),
-        tokens=config["rerank"]["batch_tokens"],
-        precision=config["rerank"]["precision"],
-        backend=config["rerank"]["backend"],
-        remote_code=remote_code_flag(),
+        args=predict_flags(RERANK["prediction_topk"], prediction_max_len()),
     shell:
         slurm_logged(
             "OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
             " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
             " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-            " --test_file {input.ranking:q} --prediction_topk {params.topk}"
-            " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-            " --prediction_save_path {output:q} --precision {params.precision}"
-            " --backend {params.backend} --report_to none {params.remote_code}"
+            " --test_file {input.ranking:q} --prediction_save_path {output:q} {params.args}"
+            " --report_to none"
         )
 
 
