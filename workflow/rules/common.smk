@@ -206,6 +206,21 @@ def ranking_file(split):
     )
 
 
+def split_query_file(wildcards):
+    return query_file(wildcards.split)
+
+
+def encode_flags(encoder):
+    """cross_encoder.dense encode settings of a bi-encoder: first_stage.dense, or a
+    distillation stage's (stage_encoder())."""
+    return flags(encoder, "model", "max_length", "batch_size", "precision")
+
+
+def search_flags(encoder):
+    """cross_encoder.dense search settings of a bi-encoder (as encode_flags)."""
+    return flags(encoder, "model", "max_length", "precision")
+
+
 def neg_file():
     return FIRST.get("neg_file") or str(OUT / "first_stage" / "train.negs.tsv")
 

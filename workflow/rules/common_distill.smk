@@ -56,6 +56,31 @@ def distill_encoder(stage):
     return str(DISTILL_DIR / "model") if stage == "student" else DISTILL["model"]
 
 
+def stage_encoder(stage):
+    """The bi-encoder of a distillation stage (base = undistilled, student = distilled) in
+    the shape of first_stage.dense: distill.max_length and precision, the first stage's
+    encoding batch size."""
+    return {
+        "model": distill_encoder(stage),
+        "max_length": DISTILL["max_length"],
+        "batch_size": FIRST["dense"]["batch_size"],
+        "precision": DISTILL["precision"],
+    }
+
+
+def student_model(wildcards):
+    """The distilled model, an input of the student's encoding (the base model is a name)."""
+    return [distill_encoder("student")] if wildcards.stage == "student" else []
+
+
+def stage_encode_flags(wildcards):
+    return encode_flags(stage_encoder(wildcards.stage))
+
+
+def stage_search_flags(wildcards):
+    return search_flags(stage_encoder(wildcards.stage))
+
+
 def distill_table_targets():
     return [str(DISTILL_DIR / "eval" / f"{split}.table.txt") for split in SPLITS]
 

@@ -55,9 +55,11 @@ rule distill_bi_encoder:
         )
 
 
-rule distill_dense_index:
+# The undistilled (base) and distilled (student) bi-encoder encode the corpus and retrieve
+# for the evaluation splits as the first stage's dense retriever does (retrieve.smk).
+use rule dense_index as distill_dense_index with:
     input:
-        model=lambda w: [distill_encoder(w.stage)] if w.stage == "student" else [],
+        model=student_model,
         corpus=raw_file("corpus"),
     output:
         directory(DISTILL_DIR / "{stage}" / "dense_index"),
@@ -67,55 +69,22 @@ rule distill_dense_index:
         OUT / "benchmarks" / "distill_dense_index_{stage}.tsv"
     wildcard_constraints:
         stage="base|student",
-    conda:
-        ENV
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=240,
     params:
-        model=lambda w: distill_encoder(w.stage),
-        max_length=DISTILL["max_length"],
-        batch=FIRST["dense"]["batch_size"],
-        precision=DISTILL["precision"],
-    shell:
-        slurm_logged(
-            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
-            " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
-            " --precision {params.precision}"
-            " --corpus_file {input.corpus:q} --index_dir {output:q}"
-        )
+        args=stage_encode_flags,
 
 
-rule distill_retrieve:
+use rule retrieve_dense as distill_retrieve with:
     input:
         index=DISTILL_DIR / "{stage}" / "dense_index",
-        queries=lambda w: query_file(w.split),
+        queries=split_query_file,
     output:
         DISTILL_DIR / "{stage}" / "{split}.dense.tsv",
     log:
         OUT / "logs" / "distill_retrieve_{stage}_{split}.log",
     wildcard_constraints:
         stage="base|student",
-    conda:
-        ENV
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=60,
     params:
-        model=lambda w: distill_encoder(w.stage),
-        max_length=DISTILL["max_length"],
-        depth=FIRST["depth"],
-        precision=DISTILL["precision"],
-    shell:
-        slurm_logged(
-            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
-            " --model {params.model:q} --max_length {params.max_length}"
-            " --precision {params.precision}"
-            " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
-            " --output_ranking {output:q}"
-        )
+        args=stage_search_flags,
 
 
 rule distill_evaluate:

@@ -29,7 +29,7 @@ rule bm25_index:
 rule retrieve_bm25:
     input:
         index=OUT / "first_stage" / "bm25_index",
-        queries=lambda w: query_file(w.split),
+        queries=split_query_file,
     output:
         OUT / "first_stage" / "{split}.bm25.tsv",
     log:
@@ -84,7 +84,7 @@ rule dense_index:
         mem_mb=8000,
         runtime=240,
     params:
-        args=flags(FIRST["dense"], "model", "max_length", "batch_size", "precision"),
+        args=encode_flags(FIRST["dense"]),
     shell:
         slurm_logged(
             "OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode {params.args}"
@@ -95,7 +95,7 @@ rule dense_index:
 rule retrieve_dense:
     input:
         index=OUT / "first_stage" / "dense_index",
-        queries=lambda w: query_file(w.split),
+        queries=split_query_file,
     output:
         OUT / "first_stage" / "{split}.dense.tsv",
     log:
@@ -107,7 +107,7 @@ rule retrieve_dense:
         mem_mb=8000,
         runtime=60,
     params:
-        args=flags(FIRST["dense"], "model", "max_length", "precision"),
+        args=search_flags(FIRST["dense"]),
         depth=FIRST["depth"],
     shell:
         slurm_logged(

@@ -5,22 +5,14 @@
 # at the same depth, and a check proves every pair it can sample has a score.
 
 
-rule teacher_negatives:
-    input:
-        ranking=ranking_file("train"),
-        qrels=qrels_file("train"),
+# The neg_file that goes with the scores: hard_negatives of the train ranking at teacher_topk().
+use rule hard_negatives as teacher_negatives with:
     output:
         teacher_files()["negs"],
     log:
         OUT / "logs" / "teacher_negatives.log",
-    conda:
-        ENV
     params:
         depth=teacher_topk(),
-    shell:
-        "python -m cross_encoder.negatives --ranking_file {input.ranking:q}"
-        " --qrels_file {input.qrels:q} --output_file {output:q} --depth {params.depth}"
-        " > {log:q} 2>&1"
 
 
 rule teacher_scores:
