@@ -10,6 +10,22 @@ def teacher_topk():
     return TEACHER["topk"] or TRAIN["sample_neg_from_topk"]
 
 
+def teacher_scored_pairs(wildcards):
+    """What a teacher_scores job scores: every train positive (the tokenized train qrels)
+    or the train ranking."""
+    if wildcards.kind == "qrels":
+        return str(OUT / "tokenized" / "train_qrels.txt")
+    return ranking_file("train")
+
+
+def teacher_predict_flags(wildcards):
+    """Scoring settings of a teacher_scores job: the positives without --prediction_topk
+    (cross_encoder.run's default depth), the ranking to teacher_topk(); both at
+    train.max_len, the length the cross-encoder was trained at (not rerank.max_len)."""
+    topk = teacher_topk() if wildcards.kind == "rerank" else None
+    return predict_flags(topk, TRAIN["max_len"])
+
+
 def teacher_files():
     return {
         "qrels_score": str(TEACHER_DIR / "train_qrels_score.txt"),

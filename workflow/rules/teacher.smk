@@ -15,52 +15,30 @@ use rule hard_negatives as teacher_negatives with:
         depth=teacher_topk(),
 
 
-rule teacher_scores:
+# The trained cross-encoder scores, as rerank does, every train positive (kind qrels: the
+# tokenized train qrels) and the top teacher_topk() of the train ranking (kind rerank),
+# at train.max_len; one job per score file.
+use rule rerank as teacher_scores with:
     input:
         model=OUT / "model",
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "train_query",
-        qrels=OUT / "tokenized" / "train_qrels.txt",
-        ranking=ranking_file("train"),
+        ranking=teacher_scored_pairs,
     output:
-        qrels_score=teacher_files()["qrels_score"],
-        rerank_score=teacher_files()["rerank_score"],
+        TEACHER_DIR / "train_{kind}_score.txt",
     log:
-        OUT / "logs" / "teacher_scores.log",
+        OUT / "logs" / "teacher_scores_{kind}.log",
     benchmark:
-        OUT / "benchmarks" / "teacher_scores.tsv"
-    conda:
-        ENV
-    threads: 2
+        OUT / "benchmarks" / "teacher_scores_{kind}.tsv"
+    wildcard_constraints:
+        kind="qrels|rerank",
     resources:
         mem_mb=8000,
         runtime=480,
-        gpu=config["rerank"]["nproc"] if TRAIN["use_gpu"] else 0,
+        gpu=RERANK["nproc"] if TRAIN["use_gpu"] else 0,
     params:
-        launcher=torch_launcher(config["rerank"]["nproc"]),
         workdir=TEACHER_DIR / "work",
-        topk=teacher_topk(),
-        max_len=TRAIN["max_len"],
-        tokens=config["rerank"]["batch_tokens"],
-        precision=config["rerank"]["precision"],
-        backend=config["rerank"]["backend"],
-    shell:
-        slurm_logged(
-            "OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-            " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-            " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-            " --test_file {input.qrels:q} --max_len {params.max_len}"
-            " --prediction_batch_tokens {params.tokens} --precision {params.precision}"
-            " --backend {params.backend} --prediction_save_path {output.qrels_score:q}"
-            " --report_to none"
-            " && OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-            " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-            " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-            " --test_file {input.ranking:q} --prediction_topk {params.topk}"
-            " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-            " --precision {params.precision} --backend {params.backend}"
-            " --prediction_save_path {output.rerank_score:q} --report_to none"
-        )
+        args=teacher_predict_flags,
 
 
 rule check_teacher_scores:
