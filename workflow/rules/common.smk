@@ -153,6 +153,25 @@ def beir_dir():
     )
 
 
+def beir_folder(wildcards):
+    return beir_dir()
+
+
+def beir_inputs(wildcards):
+    """What beir_split reads from the BEIR folder: the queries and the train/test qrels."""
+    folder = beir_dir()
+    return {
+        "queries": f"{folder}/queries.jsonl",
+        "train_qrels": f"{folder}/qrels/train.tsv",
+        "test_qrels": f"{folder}/qrels/test.tsv",
+    }
+
+
+def output_folder(wildcards, output):
+    """The folder of a rule's first output (the one of all its multiext() files)."""
+    return os.path.dirname(output[0])
+
+
 def source_tag():
     src = config["data"]["source"]
     if src == "beir":
@@ -208,6 +227,23 @@ def ranking_file(split):
 
 def split_query_file(wildcards):
     return query_file(wildcards.split)
+
+
+def split_qrels(wildcards):
+    return qrels_file(wildcards.split)
+
+
+def split_ranking(wildcards):
+    return ranking_file(wildcards.split)
+
+
+def eval_query_flags(wildcards):
+    """preprocess's --dev_query_file and --test_query_file: the split's queries when it is
+    reranked, else '' (not tokenized)."""
+    return " ".join(
+        f"--{split}_query_file {q(query_file(split) if split in QUERY_SPLITS else '')}"
+        for split in ("dev", "test")
+    )
 
 
 def encode_flags(encoder):
@@ -336,8 +372,39 @@ def split_flags(flag, paths):
     return " ".join(q(f"--{flag}={s}={p}") for s, p in zip(SPLITS, paths))
 
 
+def metrics_flags(wildcards, input):
+    return split_flags("metrics", input.metrics)
+
+
+def per_query_flags(wildcards, input):
+    return split_flags("per_query", input.per_query)
+
+
 def source_flags(paths):
     return " ".join(q(f"--source={name}={path}") for name, path in paths.items())
+
+
+def split_fusion_sources(wildcards):
+    return list(fusion_sources(wildcards.split).values())
+
+
+def split_source_flags(wildcards):
+    return source_flags(fusion_sources(wildcards.split))
+
+
+def fused_output_flag(wildcards, output):
+    """rerank_fusion's --output_fused, when a fused run is configured."""
+    return f"--output_fused {q(output.fused)}" if FUSE["method"] != "none" else ""
+
+
+def fused_run_flags(wildcards, input):
+    """How evaluate reports the fused run: with the fusion tuned on dev (auto), as a run
+    named by its fixed setting (rrf, interpolate), or not at all (none)."""
+    if FUSE["method"] == "none":
+        return ""
+    if FUSE["method"] == "auto":
+        return f"--fused_file {q(input.fused)} --fusion_file {q(input.fusion)}"
+    return q(f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}")
 
 
 def fusion_how(wildcards, input):

@@ -97,6 +97,22 @@ def stage_search_flags(wildcards):
     return search_flags(stage_encoder(wildcards.stage))
 
 
+def teacher_score_list(wildcards, input):
+    """--teacher_score_files: the teacher's score files, comma-separated."""
+    return ",".join(input.teacher)
+
+
+def distill_run_files(wildcards):
+    return list(distill_runs(wildcards.split).values())
+
+
+def distill_run_flags(wildcards):
+    return " ".join(
+        f"--run {q(f'{name}={path}')}"
+        for name, path in distill_runs(wildcards.split).items()
+    )
+
+
 def distill_table_targets():
     return [str(DISTILL_DIR / "eval" / f"{split}.table.txt") for split in SPLITS]
 

@@ -26,7 +26,7 @@ rule distill_bi_encoder:
         runtime=720,
         gpu=1 if TRAIN["use_gpu"] else 0,
     params:
-        scores=lambda w, input: ",".join(input.teacher),
+        scores=teacher_score_list,
         args=flags(
             DISTILL,
             "model",
@@ -89,8 +89,8 @@ use rule retrieve_dense as distill_retrieve with:
 
 rule distill_evaluate:
     input:
-        runs=lambda w: list(distill_runs(w.split).values()),
-        qrels=lambda w: qrels_file(w.split),
+        runs=distill_run_files,
+        qrels=split_qrels,
     output:
         table=DISTILL_DIR / "eval" / "{split}.table.txt",
         metrics=DISTILL_DIR / "eval" / "{split}.metrics.json",
@@ -99,10 +99,7 @@ rule distill_evaluate:
     conda:
         ENV
     params:
-        runs=lambda w: " ".join(
-            f"--run {q(f'{name}={path}')}"
-            for name, path in distill_runs(w.split).items()
-        ),
+        runs=distill_run_flags,
         metrics=",".join(config["evaluate"]["metrics"]),
     shell:
         "python -m cross_encoder.evaluate --qrels_file {input.qrels:q} {params.runs}"

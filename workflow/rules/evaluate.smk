@@ -6,8 +6,8 @@ rule evaluate:
         scores=OUT / "rerank" / "{split}.full.tsv",
         fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
         fusion=OUT / "rerank" / "fusion.json" if FUSE["method"] == "auto" else [],
-        ranking=lambda w: ranking_file(w.split),
-        qrels=lambda w: qrels_file(w.split),
+        ranking=split_ranking,
+        qrels=split_qrels,
     output:
         table=OUT / "eval" / "{split}.table.txt",
         metrics=OUT / "eval" / "{split}.metrics.json",
@@ -19,17 +19,7 @@ rule evaluate:
         ENV
     params:
         metrics=",".join(config["evaluate"]["metrics"]),
-        fused=lambda w, input: (
-            ""
-            if FUSE["method"] == "none"
-            else (
-                f"--fused_file {q(input.fused)} --fusion_file {q(input.fusion)}"
-                if FUSE["method"] == "auto"
-                else q(
-                    f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}"
-                )
-            )
-        ),
+        fused=fused_run_flags,
     shell:
         slurm_logged(
             "python -m cross_encoder.evaluate --score_file {input.scores:q}"

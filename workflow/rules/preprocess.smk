@@ -35,12 +35,11 @@ rule preprocess:
             tokenizer_name=tokenizer_name(),
             trust_remote_code=TRAIN["trust_remote_code"],
         ),
-        dev=lambda w: q(query_file("dev")) if "dev" in QUERY_SPLITS else "''",
-        test=lambda w: q(query_file("test")) if "test" in QUERY_SPLITS else "''",
+        eval_queries=eval_query_flags,
     shell:
         slurm_logged(
             "python -m cross_encoder.preprocess --output_dir {params.outdir:q} {params.args}"
             " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
             " --train_qrels_file {input.train_qrels:q}"
-            " --dev_query_file {params.dev} --test_query_file {params.test}"
+            " {params.eval_queries}"
         )

@@ -36,7 +36,7 @@ rule pseudo_pairs:
     conda:
         ENV
     params:
-        outdir=lambda w, output: os.path.dirname(output[0]),
+        outdir=output_folder,
         depth=FIRST["depth"],
     shell:
         "python -m cross_encoder.pseudo_queries pairs --corpus_file {input.corpus:q}"

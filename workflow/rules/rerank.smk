@@ -6,7 +6,7 @@ rule rerank:
         model=OUT / "model",
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "{split}_query",
-        ranking=lambda w: ranking_file(w.split),
+        ranking=split_ranking,
     output:
         OUT / "rerank" / "{split}.scores.tsv",
     log:
@@ -63,9 +63,9 @@ rule tune_fusion:
 rule rerank_fusion:
     input:
         scores=OUT / "rerank" / "{split}.scores.tsv",
-        ranking=lambda w: ranking_file(w.split),
+        ranking=split_ranking,
         fusion=OUT / "rerank" / "fusion.json" if FUSE["method"] == "auto" else [],
-        sources=lambda w: list(fusion_sources(w.split).values()),
+        sources=split_fusion_sources,
     output:
         full=OUT / "rerank" / "{split}.full.tsv",
         fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
@@ -75,10 +75,8 @@ rule rerank_fusion:
         ENV
     params:
         how=fusion_how,
-        sources=lambda w: source_flags(fusion_sources(w.split)),
-        fused=lambda w, output: (
-            f"--output_fused {q(output.fused)}" if FUSE["method"] != "none" else ""
-        ),
+        sources=split_source_flags,
+        fused=fused_output_flag,
     shell:
         "python -m cross_encoder.rerank_fusion --scores {input.scores:q}"
         " --ranking {input.ranking:q} --output_full {output.full:q} {params.sources}"
