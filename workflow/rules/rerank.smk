@@ -1,4 +1,5 @@
-# Rerank the top-k of each evaluation split's first-stage ranking.
+# Rerank the top-k of each evaluation split's first-stage ranking. teacher_scores
+# (teacher.smk) is this rule applied to the train positives and the train ranking.
 
 
 rule rerank:

@@ -17,7 +17,8 @@ use rule hard_negatives as teacher_negatives with:
 
 # The trained cross-encoder scores, as rerank does, every train positive (kind qrels: the
 # tokenized train qrels) and the top teacher_topk() of the train ranking (kind rerank),
-# at train.max_len; one job per score file.
+# at train.max_len; one job per score file. (use rule replaces a directive as a whole:
+# the inputs and resources are rerank's but for the queries, the ranking and the runtime.)
 use rule rerank as teacher_scores with:
     input:
         model=OUT / "model",
