@@ -56,8 +56,9 @@ OUT = Path(config["results_dir"]) / RUN
 DATA = Path(config["results_dir"]) / "data"
 TRAIN = config["train"]
 FIRST = config["first_stage"]
+RERANK = config["rerank"]
 SPLITS = config["evaluate"]["splits"]
-FUSE = config["rerank"]["fuse_with_first_stage"]
+FUSE = RERANK["fuse_with_first_stage"]
 SELECT = TRAIN["selection"]
 METRIC = config["evaluate"]["metrics"][
     0
@@ -84,6 +85,36 @@ wildcard_constraints:
 def q(value) -> str:
     """Quote a config value for a shell command (a path with spaces works, `;` cannot run)."""
     return shlex.quote(str(value))
+
+
+def slurm_logged(command) -> str:
+    """A rule's shell command with its output and errors in the rule's log, after a first
+    line naming the SLURM job it ran in (SLURM_JOB_ID=none outside SLURM). The line is part
+    of the command, not a shell.prefix, so that it lands in the log too."""
+    probe = "echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}}"
+    return f"({probe}; {command}) > {{log:q}} 2>&1"
+
+
+def flags(section, *keys, optional=(), **values) -> str:
+    """Command-line flags from a config section: `--key value` for each of keys, then for
+    each of optional that is set (not null, 0 or empty), then `--flag value` for each of
+    values (a setting named otherwise in the config, or computed). Values are shell-quoted
+    and a list gives several (`--report_to a b`); True is a bare switch
+    (`--trust_remote_code`), False and None leave the flag out."""
+    items = [(key, section[key]) for key in keys]
+    items += [(key, section[key]) for key in optional if section[key]]
+    items += values.items()
+    rendered = []
+    for flag, value in items:
+        if value is None or value is False:
+            continue
+        if value is True:
+            rendered.append(f"--{flag}")
+        elif isinstance(value, (list, tuple)):
+            rendered.append(" ".join([f"--{flag}", *map(q, value)]))
+        else:
+            rendered.append(f"--{flag} {q(value)}")
+    return " ".join(rendered)
 
 
 def extra_args(value) -> str:
@@ -120,6 +151,25 @@ def beir_dir():
     return (
         config.get("data_dir") or f"resources/beir/{config['data']['beir']['dataset']}"
     )
+
+
+def beir_folder(wildcards):
+    return beir_dir()
+
+
+def beir_inputs(wildcards):
+    """What beir_split reads from the BEIR folder: the queries and the train/test qrels."""
+    folder = beir_dir()
+    return {
+        "queries": f"{folder}/queries.jsonl",
+        "train_qrels": f"{folder}/qrels/train.tsv",
+        "test_qrels": f"{folder}/qrels/test.tsv",
+    }
+
+
+def output_folder(wildcards, output):
+    """The folder of a rule's first output (the one of all its multiext() files)."""
+    return os.path.dirname(output[0])
 
 
 def source_tag():
@@ -175,12 +225,40 @@ def ranking_file(split):
     )
 
 
+def split_query_file(wildcards):
+    return query_file(wildcards.split)
+
+
+def split_qrels(wildcards):
+    return qrels_file(wildcards.split)
+
+
+def split_ranking(wildcards):
+    return ranking_file(wildcards.split)
+
+
+def eval_query_flags(wildcards):
+    """preprocess's --dev_query_file and --test_query_file: the split's queries when it is
+    reranked, else '' (not tokenized)."""
+    return " ".join(
+        f"--{split}_query_file {q(query_file(split) if split in QUERY_SPLITS else '')}"
+        for split in ("dev", "test")
+    )
+
+
+def encode_flags(encoder):
+    """cross_encoder.dense encode settings of a bi-encoder: first_stage.dense, or a
+    distillation stage's (stage_encoder())."""
+    return flags(encoder, "model", "max_length", "batch_size", "precision")
+
+
+def search_flags(encoder):
+    """cross_encoder.dense search settings of a bi-encoder (as encode_flags)."""
+    return flags(encoder, "model", "max_length", "precision")
+
+
 def neg_file():
     return FIRST.get("neg_file") or str(OUT / "first_stage" / "train.negs.tsv")
-
-
-def model_name():
-    return TRAIN["model"]
 
 
 def tokenizer_name():
@@ -217,15 +295,6 @@ def torch_launcher(nproc):
     return "python"
 
 
-def remote_code_flag():
-    """`--trust_remote_code` only when the config asks for it (train.trust_remote_code)."""
-    return "--trust_remote_code" if TRAIN["trust_remote_code"] else ""
-
-
-def precision_flags():
-    return f"--precision {TRAIN['precision']}"
-
-
 def selection_inputs():
     """Dev files the train rule reads to select its checkpoint (none without selection)."""
     split = SELECT["split"]
@@ -248,7 +317,7 @@ def selection_flags(wildcards, input):
         f"--eval_query_file {q(input.eval_queries)}",
         f"--eval_file {q(input.eval_ranking)}",
         f"--eval_qrels {q(input.eval_qrels)}",
-        f"--eval_topk {SELECT['topk'] or config['rerank']['prediction_topk']}",
+        f"--eval_topk {SELECT['topk'] or RERANK['prediction_topk']}",
         f"--eval_max_queries {SELECT['max_queries']}",
         f"--eval_metrics {q(','.join(metrics))}",
         f"--eval_strategy steps --eval_steps {SELECT['eval_steps']}",
@@ -264,11 +333,6 @@ def report_to():
     return [t.strip() for t in TRAIN["report_to"].split(",") if t.strip()] or ["none"]
 
 
-def tracking_flags():
-    """report_to for the HF Trainer."""
-    return "--report_to " + " ".join(q(t) for t in report_to())
-
-
 def tracking_env():
     """TensorBoard's event files go to <run>/tensorboard (transformers reads the variable)."""
     if {"tensorboard", "all"} & set(report_to()):
@@ -277,7 +341,21 @@ def tracking_env():
 
 
 def prediction_max_len():
-    return config["rerank"]["max_len"] or TRAIN["max_len"]
+    return RERANK["max_len"] or TRAIN["max_len"]
+
+
+def predict_flags(prediction_topk, max_len):
+    """cross_encoder.run --do_predict settings (rerank.*) for scoring the top prediction_topk
+    of each query's ranking (None: every pair of the file) at max_len tokens a pair."""
+    return flags(
+        RERANK,
+        "precision",
+        "backend",
+        prediction_topk=prediction_topk,
+        max_len=max_len,
+        prediction_batch_tokens=RERANK["batch_tokens"],
+        trust_remote_code=TRAIN["trust_remote_code"],
+    )
 
 
 def fusion_sources(split):
@@ -294,15 +372,46 @@ def split_flags(flag, paths):
     return " ".join(q(f"--{flag}={s}={p}") for s, p in zip(SPLITS, paths))
 
 
+def metrics_flags(wildcards, input):
+    return split_flags("metrics", input.metrics)
+
+
+def per_query_flags(wildcards, input):
+    return split_flags("per_query", input.per_query)
+
+
 def source_flags(paths):
     return " ".join(q(f"--source={name}={path}") for name, path in paths.items())
+
+
+def split_fusion_sources(wildcards):
+    return list(fusion_sources(wildcards.split).values())
+
+
+def split_source_flags(wildcards):
+    return source_flags(fusion_sources(wildcards.split))
+
+
+def fused_output_flag(wildcards, output):
+    """rerank_fusion's --output_fused, when a fused run is configured."""
+    return f"--output_fused {q(output.fused)}" if FUSE["method"] != "none" else ""
+
+
+def fused_run_flags(wildcards, input):
+    """How evaluate reports the fused run: with the fusion tuned on dev (auto), as a run
+    named by its fixed setting (rrf, interpolate), or not at all (none)."""
+    if FUSE["method"] == "none":
+        return ""
+    if FUSE["method"] == "auto":
+        return f"--fused_file {q(input.fused)} --fusion_file {q(input.fusion)}"
+    return q(f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}")
 
 
 def fusion_how(wildcards, input):
     """How rerank_fusion fuses: the tuned file, or the configured fixed setting."""
     if FUSE["method"] == "auto":
         return f"--fusion_file {q(input.fusion)}"
-    return f"--method {FUSE['method']} --weight {FUSE['weight']} --k {FUSE['k']}"
+    return flags(FUSE, "method", "weight", "k")
 
 
 def eval_targets():

@@ -10,6 +10,22 @@ def teacher_topk():
     return TEACHER["topk"] or TRAIN["sample_neg_from_topk"]
 
 
+def teacher_scored_pairs(wildcards):
+    """What a teacher_scores job scores: every train positive (the tokenized train qrels)
+    or the train ranking."""
+    if wildcards.kind == "qrels":
+        return str(OUT / "tokenized" / "train_qrels.txt")
+    return ranking_file("train")
+
+
+def teacher_predict_flags(wildcards):
+    """Scoring settings of a teacher_scores job: the positives without --prediction_topk
+    (cross_encoder.run's default depth), the ranking to teacher_topk(); both at
+    train.max_len, the length the cross-encoder was trained at (not rerank.max_len)."""
+    topk = teacher_topk() if wildcards.kind == "rerank" else None
+    return predict_flags(topk, TRAIN["max_len"])
+
+
 def teacher_files():
     return {
         "qrels_score": str(TEACHER_DIR / "train_qrels_score.txt"),
@@ -56,6 +72,47 @@ def distill_encoder(stage):
     return str(DISTILL_DIR / "model") if stage == "student" else DISTILL["model"]
 
 
+def stage_encoder(stage):
+    """The bi-encoder of a distillation stage (base = undistilled, student = distilled) in
+    the shape of first_stage.dense: distill.max_length and precision, the first stage's
+    encoding batch size."""
+    return {
+        "model": distill_encoder(stage),
+        "max_length": DISTILL["max_length"],
+        "batch_size": FIRST["dense"]["batch_size"],
+        "precision": DISTILL["precision"],
+    }
+
+
+def student_model(wildcards):
+    """The distilled model, an input of the student's encoding (the base model is a name)."""
+    return [distill_encoder("student")] if wildcards.stage == "student" else []
+
+
+def stage_encode_flags(wildcards):
+    return encode_flags(stage_encoder(wildcards.stage))
+
+
+def stage_search_flags(wildcards):
+    return search_flags(stage_encoder(wildcards.stage))
+
+
+def teacher_score_list(wildcards, input):
+    """--teacher_score_files: the teacher's score files, comma-separated."""
+    return ",".join(input.teacher)
+
+
+def distill_run_files(wildcards):
+    return list(distill_runs(wildcards.split).values())
+
+
+def distill_run_flags(wildcards):
+    return " ".join(
+        f"--run {q(f'{name}={path}')}"
+        for name, path in distill_runs(wildcards.split).items()
+    )
+
+
 def distill_table_targets():
     return [str(DISTILL_DIR / "eval" / f"{split}.table.txt") for split in SPLITS]
 
@@ -71,7 +128,7 @@ def distill_runs(split):
     runs["dense after distillation"] = str(
         DISTILL_DIR / "student" / f"{split}.dense.tsv"
     )
-    runs[f"reranked (top {config['rerank']['prediction_topk']})"] = str(
+    runs[f"reranked (top {RERANK['prediction_topk']})"] = str(
         OUT / "rerank" / f"{split}.scores.tsv"
     )
     return runs

@@ -16,13 +16,11 @@ rule generate_synthetic:
     conda:
         ENV
     params:
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        seed=config["data"]["synthetic"]["seed"],
-        n_train=config["data"]["synthetic"]["n_train"],
-        n_dev=config["data"]["synthetic"]["n_dev"],
+        outdir=output_folder,
+        args=flags(config["data"]["synthetic"], "seed", "n_train", "n_dev"),
     shell:
-        "python -m cross_encoder.synthetic --output_dir {params.outdir:q} --seed {params.seed}"
-        " --n_train {params.n_train} --n_dev {params.n_dev} > {log:q} 2>&1"
+        "python -m cross_encoder.synthetic --output_dir {params.outdir:q} {params.args}"
+        " > {log:q} 2>&1"
 
 
 # A BEIR dataset (data.source: beir): query and qrels files per split, dev carved from
@@ -32,9 +30,7 @@ ruleorder: beir_split > generate_synthetic
 
 rule beir_split:
     input:
-        queries=lambda w: f"{beir_dir()}/queries.jsonl",
-        train_qrels=lambda w: f"{beir_dir()}/qrels/train.tsv",
-        test_qrels=lambda w: f"{beir_dir()}/qrels/test.tsv",
+        unpack(beir_inputs),
     output:
         multiext(
             str(DATA) + "/beir-{dataset}-dev{n_dev}-seed{seed}/",
@@ -54,8 +50,8 @@ rule beir_split:
     conda:
         ENV
     params:
-        data_dir=lambda w: beir_dir(),
-        outdir=lambda w, output: os.path.dirname(output[0]),
+        data_dir=beir_folder,
+        outdir=output_folder,
     shell:
         "python -m cross_encoder.beir --data_dir {params.data_dir:q}"
         " --output_dir {params.outdir:q} --n_dev {wildcards.n_dev} --seed {wildcards.seed}"

@@ -26,38 +26,40 @@ rule distill_bi_encoder:
         runtime=720,
         gpu=1 if TRAIN["use_gpu"] else 0,
     params:
-        scores=lambda w, input: ",".join(input.teacher),
-        topk=teacher_topk(),
-        model=DISTILL["model"],
-        epochs=DISTILL["epochs"],
-        lr=DISTILL["learning_rate"],
-        batch=DISTILL["batch_size"],
-        group=DISTILL["group_size"],
-        temperature=DISTILL["temperature"],
-        teacher_temperature=DISTILL["teacher_temperature"],
-        kl=DISTILL["kl_weight"],
-        ce=DISTILL["contrastive_weight"],
+        scores=teacher_score_list,
+        args=flags(
+            DISTILL,
+            "model",
+            "epochs",
+            "learning_rate",
+            "batch_size",
+            "group_size",
+            "temperature",
+            "teacher_temperature",
+            "kl_weight",
+            "contrastive_weight",
+            "max_length",
+            "seed",
+            "precision",
+            sample_neg_from_topk=teacher_topk(),
+        ),
+        # off is --no-in_batch_negatives (argparse.BooleanOptionalAction); on is the default
         in_batch="" if DISTILL["in_batch_negatives"] else "--no-in_batch_negatives",
-        max_length=DISTILL["max_length"],
-        seed=DISTILL["seed"],
-        precision=DISTILL["precision"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.distill --model {params.model:q}"
-        " --output_dir {output:q} --corpus_file {input.corpus:q}"
-        " --train_query_file {input.queries:q} --train_qrels {input.qrels:q}"
-        " --neg_file {input.negs:q} --teacher_score_files {params.scores:q}"
-        " --sample_neg_from_topk {params.topk} --epochs {params.epochs}"
-        " --learning_rate {params.lr} --batch_size {params.batch} --group_size {params.group}"
-        " --temperature {params.temperature} --teacher_temperature {params.teacher_temperature}"
-        " --kl_weight {params.kl} --contrastive_weight {params.ce} {params.in_batch}"
-        " --max_length {params.max_length} --seed {params.seed}"
-        " --precision {params.precision}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.distill"
+            " --output_dir {output:q} --corpus_file {input.corpus:q}"
+            " --train_query_file {input.queries:q} --train_qrels {input.qrels:q}"
+            " --neg_file {input.negs:q} --teacher_score_files {params.scores:q}"
+            " {params.args} {params.in_batch}"
+        )
 
 
-rule distill_dense_index:
+# The undistilled (base) and distilled (student) bi-encoder encode the corpus and retrieve
+# for the evaluation splits as the first stage's dense retriever does (retrieve.smk).
+use rule dense_index as distill_dense_index with:
     input:
-        model=lambda w: [distill_encoder(w.stage)] if w.stage == "student" else [],
+        model=student_model,
         corpus=raw_file("corpus"),
     output:
         directory(DISTILL_DIR / "{stage}" / "dense_index"),
@@ -67,59 +69,28 @@ rule distill_dense_index:
         OUT / "benchmarks" / "distill_dense_index_{stage}.tsv"
     wildcard_constraints:
         stage="base|student",
-    conda:
-        ENV
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=240,
     params:
-        model=lambda w: distill_encoder(w.stage),
-        max_length=DISTILL["max_length"],
-        batch=FIRST["dense"]["batch_size"],
-        precision=DISTILL["precision"],
-    shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
-        " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
-        " --precision {params.precision}"
-        " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
+        args=stage_encode_flags,
 
 
-rule distill_retrieve:
+use rule retrieve_dense as distill_retrieve with:
     input:
         index=DISTILL_DIR / "{stage}" / "dense_index",
-        queries=lambda w: query_file(w.split),
+        queries=split_query_file,
     output:
         DISTILL_DIR / "{stage}" / "{split}.dense.tsv",
     log:
         OUT / "logs" / "distill_retrieve_{stage}_{split}.log",
     wildcard_constraints:
         stage="base|student",
-    conda:
-        ENV
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=60,
     params:
-        model=lambda w: distill_encoder(w.stage),
-        max_length=DISTILL["max_length"],
-        depth=FIRST["depth"],
-        precision=DISTILL["precision"],
-    shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
-        " --model {params.model:q} --max_length {params.max_length}"
-        " --precision {params.precision}"
-        " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
-        " --output_ranking {output:q}) > {log:q} 2>&1"
+        args=stage_search_flags,
 
 
 rule distill_evaluate:
     input:
-        runs=lambda w: list(distill_runs(w.split).values()),
-        qrels=lambda w: qrels_file(w.split),
+        runs=distill_run_files,
+        qrels=split_qrels,
     output:
         table=DISTILL_DIR / "eval" / "{split}.table.txt",
         metrics=DISTILL_DIR / "eval" / "{split}.metrics.json",
@@ -128,10 +99,7 @@ rule distill_evaluate:
     conda:
         ENV
     params:
-        runs=lambda w: " ".join(
-            f"--run {q(f'{name}={path}')}"
-            for name, path in distill_runs(w.split).items()
-        ),
+        runs=distill_run_flags,
         metrics=",".join(config["evaluate"]["metrics"]),
     shell:
         "python -m cross_encoder.evaluate --qrels_file {input.qrels:q} {params.runs}"

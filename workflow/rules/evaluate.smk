@@ -6,8 +6,8 @@ rule evaluate:
         scores=OUT / "rerank" / "{split}.full.tsv",
         fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
         fusion=OUT / "rerank" / "fusion.json" if FUSE["method"] == "auto" else [],
-        ranking=lambda w: ranking_file(w.split),
-        qrels=lambda w: qrels_file(w.split),
+        ranking=split_ranking,
+        qrels=split_qrels,
     output:
         table=OUT / "eval" / "{split}.table.txt",
         metrics=OUT / "eval" / "{split}.metrics.json",
@@ -19,20 +19,11 @@ rule evaluate:
         ENV
     params:
         metrics=",".join(config["evaluate"]["metrics"]),
-        fused=lambda w, input: (
-            ""
-            if FUSE["method"] == "none"
-            else (
-                f"--fused_file {q(input.fused)} --fusion_file {q(input.fusion)}"
-                if FUSE["method"] == "auto"
-                else q(
-                    f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}"
-                )
-            )
-        ),
+        fused=fused_run_flags,
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.evaluate --score_file {input.scores:q}"
-        " --first_stage_file {input.ranking:q} --qrels_file {input.qrels:q}"
-        " --metrics {params.metrics:q} --output_json {output.metrics:q}"
-        " --per_query_file {output.per_query:q} --table_file {output.table:q} {params.fused}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.evaluate --score_file {input.scores:q}"
+            " --first_stage_file {input.ranking:q} --qrels_file {input.qrels:q}"
+            " --metrics {params.metrics:q} --output_json {output.metrics:q}"
+            " --per_query_file {output.per_query:q} --table_file {output.table:q} {params.fused}"
+        )

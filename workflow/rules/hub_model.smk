@@ -14,7 +14,7 @@ rule hub_model:
     conda:
         ENV
     params:
-        metrics=lambda w, input: split_flags("metrics", input.metrics),
+        metrics=metrics_flags,
     shell:
         "python -m cross_encoder.model_card --model_dir {input.model:q}"
         " --output_dir {output:q} {params.metrics} > {log:q} 2>&1"

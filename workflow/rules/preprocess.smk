@@ -1,7 +1,7 @@
 # Tokenize corpus and queries once into Parquet folders (RetroMAE's preprocess.py). Each
 # folder records its tokenizer (tokenizer_identity.json), which cross_encoder.run checks
 # against the model's; another tokenizer (a changed train.model when preprocess.tokenizer
-# is null) re-tokenizes: params.tokenizer changes, and a local one's files are inputs.
+# is null) re-tokenizes: params.args changes, and a local one's files are inputs.
 
 
 rule preprocess:
@@ -28,17 +28,18 @@ rule preprocess:
         runtime=120,
     params:
         outdir=OUT / "tokenized",
-        tokenizer=tokenizer_name(),
-        max_len=config["preprocess"]["max_seq_length"],
-        title="--use_title" if config["preprocess"]["use_title"] else "",
-        dev=lambda w: q(query_file("dev")) if "dev" in QUERY_SPLITS else "''",
-        test=lambda w: q(query_file("test")) if "test" in QUERY_SPLITS else "''",
-        remote_code=remote_code_flag(),
+        args=flags(
+            config["preprocess"],
+            "max_seq_length",
+            optional=("use_title",),
+            tokenizer_name=tokenizer_name(),
+            trust_remote_code=TRAIN["trust_remote_code"],
+        ),
+        eval_queries=eval_query_flags,
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.preprocess --tokenizer_name {params.tokenizer:q}"
-        " --max_seq_length {params.max_len} --output_dir {params.outdir:q} {params.title}"
-        " {params.remote_code}"
-        " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
-        " --train_qrels_file {input.train_qrels:q}"
-        " --dev_query_file {params.dev} --test_query_file {params.test}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.preprocess --output_dir {params.outdir:q} {params.args}"
+            " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
+            " --train_qrels_file {input.train_qrels:q}"
+            " {params.eval_queries}"
+        )

@@ -12,13 +12,10 @@ rule pseudo_queries:
     conda:
         ENV
     params:
-        n=TRAIN["pseudo_queries"]["n"],
-        seed=TRAIN["pseudo_queries"]["seed"],
-        min_words=TRAIN["pseudo_queries"]["min_title_words"],
+        args=flags(TRAIN["pseudo_queries"], "n", "seed", "min_title_words"),
     shell:
         "python -m cross_encoder.pseudo_queries queries --corpus_file {input.corpus:q}"
-        " --n {params.n} --seed {params.seed} --min_title_words {params.min_words}"
-        " --output_queries {output:q} > {log:q} 2>&1"
+        " {params.args} --output_queries {output:q} > {log:q} 2>&1"
 
 
 rule pseudo_pairs:
@@ -39,7 +36,7 @@ rule pseudo_pairs:
     conda:
         ENV
     params:
-        outdir=lambda w, output: os.path.dirname(output[0]),
+        outdir=output_folder,
         depth=FIRST["depth"],
     shell:
         "python -m cross_encoder.pseudo_queries pairs --corpus_file {input.corpus:q}"

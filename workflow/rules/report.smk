@@ -4,7 +4,7 @@
 
 rule report_metrics:
     input:
-        expand(OUT / "eval" / "{split}.metrics.json", split=SPLITS),
+        metrics=expand(OUT / "eval" / "{split}.metrics.json", split=SPLITS),
     output:
         plot=report(
             OUT / "report" / "metrics.png",
@@ -21,7 +21,7 @@ rule report_metrics:
     conda:
         ENV
     params:
-        args=lambda w, input: split_flags("metrics", input),
+        args=metrics_flags,
     shell:
         "python -m cross_encoder.report metrics {params.args} --plot {output.plot:q}"
         " --table {output.table:q} > {log:q} 2>&1"
@@ -29,7 +29,7 @@ rule report_metrics:
 
 rule report_delta:
     input:
-        expand(OUT / "eval" / "{split}.per_query.tsv", split=SPLITS),
+        per_query=expand(OUT / "eval" / "{split}.per_query.tsv", split=SPLITS),
     output:
         report(
             OUT / "report" / "ndcg_delta.png",
@@ -41,7 +41,7 @@ rule report_delta:
     conda:
         ENV
     params:
-        args=lambda w, input: split_flags("per_query", input),
+        args=per_query_flags,
     shell:
         "python -m cross_encoder.report delta {params.args} --metric nDCG@10"
         " --plot {output:q} > {log:q} 2>&1"

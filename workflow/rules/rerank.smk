@@ -1,4 +1,5 @@
-# Rerank the top-k of each evaluation split's first-stage ranking.
+# Rerank the top-k of each evaluation split's first-stage ranking. teacher_scores
+# (teacher.smk) is this rule applied to the train positives and the train ranking.
 
 
 rule rerank:
@@ -6,7 +7,7 @@ rule rerank:
         model=OUT / "model",
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "{split}_query",
-        ranking=lambda w: ranking_file(w.split),
+        ranking=split_ranking,
     output:
         OUT / "rerank" / "{split}.scores.tsv",
     log:
@@ -19,26 +20,19 @@ rule rerank:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=config["rerank"]["nproc"] if TRAIN["use_gpu"] else 0,
+        gpu=RERANK["nproc"] if TRAIN["use_gpu"] else 0,
     params:
-        launcher=torch_launcher(config["rerank"]["nproc"]),
+        launcher=torch_launcher(RERANK["nproc"]),
         workdir=str(OUT / "rerank" / "work_{split}"),
-        topk=config["rerank"]["prediction_topk"],
-        max_len=prediction_max_len(),
-        tokens=config["rerank"]["batch_tokens"],
-        precision=config["rerank"]["precision"],
-        backend=config["rerank"]["backend"],
-        remote_code=remote_code_flag(),
+        args=predict_flags(RERANK["prediction_topk"], prediction_max_len()),
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-        " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-        " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-        " --test_file {input.ranking:q} --prediction_topk {params.topk}"
-        " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-        " --prediction_save_path {output:q} --precision {params.precision}"
-        " --backend {params.backend} --report_to none {params.remote_code})"
-        " > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+            " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
+            " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
+            " --test_file {input.ranking:q} --prediction_save_path {output:q} {params.args}"
+            " --report_to none"
+        )
 
 
 # The fusion of the cross-encoder with the first stage, chosen on dev
@@ -70,9 +64,9 @@ rule tune_fusion:
 rule rerank_fusion:
     input:
         scores=OUT / "rerank" / "{split}.scores.tsv",
-        ranking=lambda w: ranking_file(w.split),
+        ranking=split_ranking,
         fusion=OUT / "rerank" / "fusion.json" if FUSE["method"] == "auto" else [],
-        sources=lambda w: list(fusion_sources(w.split).values()),
+        sources=split_fusion_sources,
     output:
         full=OUT / "rerank" / "{split}.full.tsv",
         fused=OUT / "rerank" / "{split}.fused.tsv" if FUSE["method"] != "none" else [],
@@ -82,10 +76,8 @@ rule rerank_fusion:
         ENV
     params:
         how=fusion_how,
-        sources=lambda w: source_flags(fusion_sources(w.split)),
-        fused=lambda w, output: (
-            f"--output_fused {q(output.fused)}" if FUSE["method"] != "none" else ""
-        ),
+        sources=split_source_flags,
+        fused=fused_output_flag,
     shell:
         "python -m cross_encoder.rerank_fusion --scores {input.scores:q}"
         " --ranking {input.ranking:q} --output_full {output.full:q} {params.sources}"

@@ -18,21 +18,18 @@ rule bm25_index:
         mem_mb=8000,
         runtime=60,
     params:
-        k1=FIRST["bm25"]["k1"],
-        b=FIRST["bm25"]["b"],
-        stopwords=FIRST["bm25"]["stopwords"],
-        stemmer=FIRST["bm25"]["stemmer"],
+        args=flags(FIRST["bm25"], "k1", "b", "stopwords", "stemmer"),
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.bm25 --corpus_file {input.corpus:q} --index_dir {output:q}"
-        " --k1 {params.k1} --b {params.b} --stopwords {params.stopwords:q}"
-        " --stemmer {params.stemmer:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.bm25 --corpus_file {input.corpus:q} --index_dir {output:q}"
+            " {params.args}"
+        )
 
 
 rule retrieve_bm25:
     input:
         index=OUT / "first_stage" / "bm25_index",
-        queries=lambda w: query_file(w.split),
+        queries=split_query_file,
     output:
         OUT / "first_stage" / "{split}.bm25.tsv",
     log:
@@ -45,13 +42,12 @@ rule retrieve_bm25:
         mem_mb=8000,
         runtime=60,
     params:
-        depth=FIRST["depth"],
-        stemmer=FIRST["bm25"]["stemmer"],
+        args=flags(FIRST["bm25"], "stemmer", depth=FIRST["depth"]),
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " python -m cross_encoder.bm25 --index_dir {input.index:q} --query_file {input.queries:q}"
-        " --stemmer {params.stemmer:q} --depth {params.depth}"
-        " --output_ranking {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "python -m cross_encoder.bm25 --index_dir {input.index:q} --query_file {input.queries:q}"
+            " {params.args} --output_ranking {output:q}"
+        )
 
 
 rule hard_negatives:
@@ -88,22 +84,18 @@ rule dense_index:
         mem_mb=8000,
         runtime=240,
     params:
-        model=FIRST["dense"]["model"],
-        max_length=FIRST["dense"]["max_length"],
-        batch=FIRST["dense"]["batch_size"],
-        precision=FIRST["dense"]["precision"],
+        args=encode_flags(FIRST["dense"]),
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode"
-        " --model {params.model:q} --max_length {params.max_length} --batch_size {params.batch}"
-        " --precision {params.precision}"
-        " --corpus_file {input.corpus:q} --index_dir {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode {params.args}"
+            " --corpus_file {input.corpus:q} --index_dir {output:q}"
+        )
 
 
 rule retrieve_dense:
     input:
         index=OUT / "first_stage" / "dense_index",
-        queries=lambda w: query_file(w.split),
+        queries=split_query_file,
     output:
         OUT / "first_stage" / "{split}.dense.tsv",
     log:
@@ -115,17 +107,14 @@ rule retrieve_dense:
         mem_mb=8000,
         runtime=60,
     params:
-        model=FIRST["dense"]["model"],
-        max_length=FIRST["dense"]["max_length"],
+        args=search_flags(FIRST["dense"]),
         depth=FIRST["depth"],
-        precision=FIRST["dense"]["precision"],
     shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} python -m cross_encoder.dense search"
-        " --model {params.model:q} --max_length {params.max_length}"
-        " --precision {params.precision}"
-        " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
-        " --output_ranking {output:q}) > {log:q} 2>&1"
+        slurm_logged(
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense search {params.args}"
+            " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
+            " --output_ranking {output:q}"
+        )
 
 
 rule fuse_hybrid:
@@ -139,8 +128,7 @@ rule fuse_hybrid:
     conda:
         ENV
     params:
-        k=FIRST["hybrid"]["k"],
-        depth=FIRST["depth"],
+        args=flags(FIRST["hybrid"], "k", depth=FIRST["depth"]),
     shell:
         "python -m cross_encoder.fusion --ranking {input.bm25:q} --ranking {input.dense:q}"
-        " --k {params.k} --depth {params.depth} --output_ranking {output:q} > {log:q} 2>&1"
+        " {params.args} --output_ranking {output:q} > {log:q} 2>&1"

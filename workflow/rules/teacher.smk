@@ -5,69 +5,41 @@
 # at the same depth, and a check proves every pair it can sample has a score.
 
 
-rule teacher_negatives:
-    input:
-        ranking=ranking_file("train"),
-        qrels=qrels_file("train"),
+# The neg_file that goes with the scores: hard_negatives of the train ranking at teacher_topk().
+use rule hard_negatives as teacher_negatives with:
     output:
         teacher_files()["negs"],
     log:
         OUT / "logs" / "teacher_negatives.log",
-    conda:
-        ENV
     params:
         depth=teacher_topk(),
-    shell:
-        "python -m cross_encoder.negatives --ranking_file {input.ranking:q}"
-        " --qrels_file {input.qrels:q} --output_file {output:q} --depth {params.depth}"
-        " > {log:q} 2>&1"
 
 
-rule teacher_scores:
+# The trained cross-encoder scores, as rerank does, every train positive (kind qrels: the
+# tokenized train qrels) and the top teacher_topk() of the train ranking (kind rerank),
+# at train.max_len; one job per score file. (use rule replaces a directive as a whole:
+# the inputs and resources are rerank's but for the queries, the ranking and the runtime.)
+use rule rerank as teacher_scores with:
     input:
         model=OUT / "model",
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "train_query",
-        qrels=OUT / "tokenized" / "train_qrels.txt",
-        ranking=ranking_file("train"),
+        ranking=teacher_scored_pairs,
     output:
-        qrels_score=teacher_files()["qrels_score"],
-        rerank_score=teacher_files()["rerank_score"],
+        TEACHER_DIR / "train_{kind}_score.txt",
     log:
-        OUT / "logs" / "teacher_scores.log",
+        OUT / "logs" / "teacher_scores_{kind}.log",
     benchmark:
-        OUT / "benchmarks" / "teacher_scores.tsv"
-    conda:
-        ENV
-    threads: 2
+        OUT / "benchmarks" / "teacher_scores_{kind}.tsv"
+    wildcard_constraints:
+        kind="qrels|rerank",
     resources:
         mem_mb=8000,
         runtime=480,
-        gpu=config["rerank"]["nproc"] if TRAIN["use_gpu"] else 0,
+        gpu=RERANK["nproc"] if TRAIN["use_gpu"] else 0,
     params:
-        launcher=torch_launcher(config["rerank"]["nproc"]),
         workdir=TEACHER_DIR / "work",
-        topk=teacher_topk(),
-        max_len=TRAIN["max_len"],
-        tokens=config["rerank"]["batch_tokens"],
-        precision=config["rerank"]["precision"],
-        backend=config["rerank"]["backend"],
-    shell:
-        "(echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}};"
-        " OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-        " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-        " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-        " --test_file {input.qrels:q} --max_len {params.max_len}"
-        " --prediction_batch_tokens {params.tokens} --precision {params.precision}"
-        " --backend {params.backend} --prediction_save_path {output.qrels_score:q}"
-        " --report_to none"
-        " && OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
-        " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
-        " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
-        " --test_file {input.ranking:q} --prediction_topk {params.topk}"
-        " --max_len {params.max_len} --prediction_batch_tokens {params.tokens}"
-        " --precision {params.precision} --backend {params.backend}"
-        " --prediction_save_path {output.rerank_score:q} --report_to none) > {log:q} 2>&1"
+        args=teacher_predict_flags,
 
 
 rule check_teacher_scores:
