@@ -20,7 +20,7 @@ if not workflow.config_settings.configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/preprocess.smk"
-include: "workflow/rules/retrieve.smk"
+include: "workflow/rules/first_stage.smk"
 include: "workflow/rules/pseudo_queries.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/rerank.smk"

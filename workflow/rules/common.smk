@@ -8,11 +8,11 @@ from snakemake.utils import validate
 
 
 def check_config(config, schema_file, config_files):
-    """One line per config mistake (cross_encoder.config_check); with the package not
+    """One line per config mistake (cross_encoder.workflow.config_check); with the package not
     importable here (--sdm conda), Snakemake's own validation below reports them."""
     try:
-        from cross_encoder.config_check import ConfigError
-        from cross_encoder.config_check import check_config as check
+        from cross_encoder.workflow.config_check import ConfigError
+        from cross_encoder.workflow.config_check import check_config as check
     except ImportError:
         return
     try:
@@ -31,14 +31,14 @@ validate(config, schema="../schemas/config.schema.yaml")  # fills in the default
 
 def remove_stale_locks():
     """A run killed with SIGKILL leaves Snakemake's directory lock behind; the next run
-    removes it when no other Snakemake process works here (cross_encoder.stale_locks).
+    removes it when no other Snakemake process works here (cross_encoder.workflow.stale_locks).
     Only the head process does this: job subprocesses and cluster jobs never lock."""
     from snakemake_interface_executor_plugins.settings import ExecMode
 
     if workflow.exec_mode != ExecMode.DEFAULT or "--nolock" in sys.argv:
         return
     try:
-        from cross_encoder.stale_locks import remove_stale_locks as remove
+        from cross_encoder.workflow.stale_locks import remove_stale_locks as remove
     except ImportError:  # --sdm conda: the package lives in the rules' environment
         return
     if remove(Path.cwd()):
@@ -178,7 +178,7 @@ def source_tag():
         b = config["data"]["beir"]
         return f"beir-{b['dataset']}-dev{b['n_dev']}-seed{b['seed']}"
     if src == "synthetic":
-        from cross_encoder.synthetic import GENERATOR_VERSION
+        from cross_encoder.data.synthetic import GENERATOR_VERSION
 
         s = config["data"]["synthetic"]
         return f"synthetic-v{GENERATOR_VERSION}-seed{s['seed']}-{s['n_train']}x{s['n_dev']}"
@@ -247,14 +247,14 @@ def eval_query_flags(wildcards):
 
 
 def encode_flags(encoder):
-    """cross_encoder.dense encode settings of a bi-encoder: first_stage.dense, or a
+    """cross_encoder.first_stage.dense encode settings of a bi-encoder: first_stage.dense, or a
     distillation stage's (stage_encoder())."""
-    return flags(encoder, "model", "max_length", "batch_size", "precision")
+    return flags(encoder, "model", "max_len", "batch_size", "precision")
 
 
 def search_flags(encoder):
-    """cross_encoder.dense search settings of a bi-encoder (as encode_flags)."""
-    return flags(encoder, "model", "max_length", "precision")
+    """cross_encoder.first_stage.dense search settings of a bi-encoder (as encode_flags)."""
+    return flags(encoder, "model", "max_len", "precision")
 
 
 def neg_file():
@@ -367,7 +367,7 @@ def fusion_sources(split):
 
 
 def split_flags(flag, paths):
-    """``--flag=split=path`` for each evaluated split, as cross_encoder.report/model_card
+    """``--flag=split=path`` for each evaluated split, as cross_encoder.evaluation.report/model_card
     take them."""
     return " ".join(q(f"--{flag}={s}={p}") for s, p in zip(SPLITS, paths))
 

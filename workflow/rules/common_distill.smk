@@ -61,7 +61,7 @@ def dense_before(split):
     same model at the same length (no second encoding of the corpus), else its own."""
     same = (
         FIRST["dense"]["model"] == DISTILL["model"]
-        and FIRST["dense"]["max_length"] == DISTILL["max_length"]
+        and FIRST["dense"]["max_len"] == DISTILL["max_len"]
     )
     if same:
         return str(OUT / "first_stage" / f"{split}.dense.tsv")
@@ -74,11 +74,11 @@ def distill_encoder(stage):
 
 def stage_encoder(stage):
     """The bi-encoder of a distillation stage (base = undistilled, student = distilled) in
-    the shape of first_stage.dense: distill.max_length and precision, the first stage's
+    the shape of first_stage.dense: distill.max_len and precision, the first stage's
     encoding batch size."""
     return {
         "model": distill_encoder(stage),
-        "max_length": DISTILL["max_length"],
+        "max_len": DISTILL["max_len"],
         "batch_size": FIRST["dense"]["batch_size"],
         "precision": DISTILL["precision"],
     }

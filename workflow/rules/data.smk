@@ -19,7 +19,7 @@ rule generate_synthetic:
         outdir=output_folder,
         args=flags(config["data"]["synthetic"], "seed", "n_train", "n_dev"),
     shell:
-        "python -m cross_encoder.synthetic --output_dir {params.outdir:q} {params.args}"
+        "python -m cross_encoder.data.synthetic --output_dir {params.outdir:q} {params.args}"
         " > {log:q} 2>&1"
 
 
@@ -53,13 +53,13 @@ rule beir_split:
         data_dir=beir_folder,
         outdir=output_folder,
     shell:
-        "python -m cross_encoder.beir --data_dir {params.data_dir:q}"
+        "python -m cross_encoder.data.beir --data_dir {params.data_dir:q}"
         " --output_dir {params.outdir:q} --n_dev {wildcards.n_dev} --seed {wildcards.seed}"
         " > {log:q} 2>&1"
 
 
 # Used only when the config gives no data_dir: fetch a BEIR dataset by name from the
-# official mirror, md5-checked and unpacked atomically (cross_encoder.download).
+# official mirror, md5-checked and unpacked atomically (cross_encoder.data.download).
 rule download:
     output:
         corpus="resources/beir/{dataset}/corpus.jsonl",
@@ -80,5 +80,5 @@ rule download:
         # Snakemake pre-creates the (empty) output folders; the download moves the whole
         # dataset into place in one rename, which needs them gone or empty.
         "(rmdir {params.outdir:q}/qrels {params.outdir:q} 2>/dev/null || true;"
-        " python -m cross_encoder.download --dataset {wildcards.dataset:q}"
+        " python -m cross_encoder.data.download --dataset {wildcards.dataset:q}"
         " --output_dir {params.outdir:q}) > {log:q} 2>&1"

@@ -38,7 +38,7 @@ rule distill_bi_encoder:
             "teacher_temperature",
             "kl_weight",
             "contrastive_weight",
-            "max_length",
+            "max_len",
             "seed",
             "precision",
             sample_neg_from_topk=teacher_topk(),
@@ -47,7 +47,7 @@ rule distill_bi_encoder:
         in_batch="" if DISTILL["in_batch_negatives"] else "--no-in_batch_negatives",
     shell:
         slurm_logged(
-            "OMP_NUM_THREADS={threads} python -m cross_encoder.distill"
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.distillation.distill"
             " --output_dir {output:q} --corpus_file {input.corpus:q}"
             " --train_query_file {input.queries:q} --train_qrels {input.qrels:q}"
             " --neg_file {input.negs:q} --teacher_score_files {params.scores:q}"
@@ -56,7 +56,7 @@ rule distill_bi_encoder:
 
 
 # The undistilled (base) and distilled (student) bi-encoder encode the corpus and retrieve
-# for the evaluation splits as the first stage's dense retriever does (retrieve.smk).
+# for the evaluation splits as the first stage's dense retriever does (first_stage.smk).
 use rule dense_index as distill_dense_index with:
     input:
         model=student_model,

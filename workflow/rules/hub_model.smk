@@ -16,5 +16,5 @@ rule hub_model:
     params:
         metrics=metrics_flags,
     shell:
-        "python -m cross_encoder.model_card --model_dir {input.model:q}"
+        "python -m cross_encoder.modeling.card --model_dir {input.model:q}"
         " --output_dir {output:q} {params.metrics} > {log:q} 2>&1"

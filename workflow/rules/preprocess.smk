@@ -30,7 +30,7 @@ rule preprocess:
         outdir=OUT / "tokenized",
         args=flags(
             config["preprocess"],
-            "max_seq_length",
+            "max_len",
             optional=("use_title",),
             tokenizer_name=tokenizer_name(),
             trust_remote_code=TRAIN["trust_remote_code"],
@@ -40,6 +40,6 @@ rule preprocess:
         slurm_logged(
             "python -m cross_encoder.preprocess --output_dir {params.outdir:q} {params.args}"
             " --corpus_file {input.corpus:q} --train_query_file {input.train_queries:q}"
-            " --train_qrels_file {input.train_qrels:q}"
+            " --train_qrels {input.train_qrels:q}"
             " {params.eval_queries}"
         )

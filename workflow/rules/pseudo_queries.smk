@@ -1,5 +1,5 @@
 # Title pseudo-queries (train.pseudo_queries.n > 0): passage titles as extra training queries
-# for their title-less text, with BM25 negatives (cross_encoder.pseudo_queries).
+# for their title-less text, with BM25 negatives (cross_encoder.data.pseudo_queries).
 
 
 rule pseudo_queries:
@@ -14,7 +14,7 @@ rule pseudo_queries:
     params:
         args=flags(TRAIN["pseudo_queries"], "n", "seed", "min_title_words"),
     shell:
-        "python -m cross_encoder.pseudo_queries queries --corpus_file {input.corpus:q}"
+        "python -m cross_encoder.data.pseudo_queries queries --corpus_file {input.corpus:q}"
         " {params.args} --output_queries {output:q} > {log:q} 2>&1"
 
 
@@ -39,7 +39,7 @@ rule pseudo_pairs:
         outdir=output_folder,
         depth=FIRST["depth"],
     shell:
-        "python -m cross_encoder.pseudo_queries pairs --corpus_file {input.corpus:q}"
+        "python -m cross_encoder.data.pseudo_queries pairs --corpus_file {input.corpus:q}"
         " --pseudo_queries {input.queries:q} --pseudo_ranking {input.ranking:q}"
         " --depth {params.depth} --train_queries {input.train_queries:q}"
         " --train_qrels {input.train_qrels:q} --train_negs {input.train_negs:q}"

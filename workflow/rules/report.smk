@@ -1,5 +1,5 @@
 # Figures for `snakemake --report report.html`: metrics by stage, the per-query nDCG@10
-# change from reranking, and the training loss curve (cross_encoder.report).
+# change from reranking, and the training loss curve (cross_encoder.evaluation.report).
 
 
 rule report_metrics:
@@ -23,7 +23,7 @@ rule report_metrics:
     params:
         args=metrics_flags,
     shell:
-        "python -m cross_encoder.report metrics {params.args} --plot {output.plot:q}"
+        "python -m cross_encoder.evaluation.report metrics {params.args} --plot {output.plot:q}"
         " --table {output.table:q} > {log:q} 2>&1"
 
 
@@ -43,7 +43,7 @@ rule report_delta:
     params:
         args=per_query_flags,
     shell:
-        "python -m cross_encoder.report delta {params.args} --metric nDCG@10"
+        "python -m cross_encoder.evaluation.report delta {params.args} --metric nDCG@10"
         " --plot {output:q} > {log:q} 2>&1"
 
 
@@ -61,5 +61,5 @@ rule report_loss:
     conda:
         ENV
     shell:
-        "python -m cross_encoder.report loss --trainer_state {input:q}/trainer_state.json"
+        "python -m cross_encoder.evaluation.report loss --trainer_state {input:q}/trainer_state.json"
         " --plot {output:q} > {log:q} 2>&1"

@@ -53,7 +53,7 @@ rule tune_fusion:
         metric=FUSE["metric"] or METRIC,
         sources=source_flags(fusion_sources(TUNE_SPLIT)),
     shell:
-        "python -m cross_encoder.rerank_fusion --scores {input.scores:q}"
+        "python -m cross_encoder.reranking.fusion --scores {input.scores:q}"
         " --ranking {input.ranking:q} --tune_qrels {input.qrels:q} --metric {params.metric:q}"
         " --fusion_file {output:q} {params.sources} > {log:q} 2>&1"
 
@@ -79,6 +79,6 @@ rule rerank_fusion:
         sources=split_source_flags,
         fused=fused_output_flag,
     shell:
-        "python -m cross_encoder.rerank_fusion --scores {input.scores:q}"
+        "python -m cross_encoder.reranking.fusion --scores {input.scores:q}"
         " --ranking {input.ranking:q} --output_full {output.full:q} {params.sources}"
         " {params.how} {params.fused} > {log:q} 2>&1"

@@ -58,8 +58,8 @@ rule check_teacher_scores:
         topk=teacher_topk(),
         group=config["distill"]["group_size"],
     shell:
-        "python -m cross_encoder.teacher check"
+        "python -m cross_encoder.distillation.teacher check"
         " --teacher_score_files {input.qrels_score:q},{input.rerank_score:q}"
         " --train_qrels {input.qrels:q} --neg_file {input.negs:q}"
-        " --sample_neg_from_topk {params.topk} --train_group_size {params.group}"
+        " --sample_neg_from_topk {params.topk} --group_size {params.group}"
         " --report {output:q} > {log:q} 2>&1"

@@ -21,7 +21,7 @@ rule bm25_index:
         args=flags(FIRST["bm25"], "k1", "b", "stopwords", "stemmer"),
     shell:
         slurm_logged(
-            "python -m cross_encoder.bm25 --corpus_file {input.corpus:q} --index_dir {output:q}"
+            "python -m cross_encoder.first_stage.bm25 --corpus_file {input.corpus:q} --index_dir {output:q}"
             " {params.args}"
         )
 
@@ -45,7 +45,7 @@ rule retrieve_bm25:
         args=flags(FIRST["bm25"], "stemmer", depth=FIRST["depth"]),
     shell:
         slurm_logged(
-            "python -m cross_encoder.bm25 --index_dir {input.index:q} --query_file {input.queries:q}"
+            "python -m cross_encoder.first_stage.bm25 --index_dir {input.index:q} --query_file {input.queries:q}"
             " {params.args} --output_ranking {output:q}"
         )
 
@@ -63,7 +63,7 @@ rule hard_negatives:
     params:
         depth=FIRST["depth"],
     shell:
-        "python -m cross_encoder.negatives --ranking_file {input.ranking:q}"
+        "python -m cross_encoder.first_stage.negatives --ranking_file {input.ranking:q}"
         " --qrels_file {input.qrels:q} --output_file {output:q} --depth {params.depth}"
         " > {log:q} 2>&1"
 
@@ -87,7 +87,7 @@ rule dense_index:
         args=encode_flags(FIRST["dense"]),
     shell:
         slurm_logged(
-            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense encode {params.args}"
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.first_stage.dense encode {params.args}"
             " --corpus_file {input.corpus:q} --index_dir {output:q}"
         )
 
@@ -111,7 +111,7 @@ rule retrieve_dense:
         depth=FIRST["depth"],
     shell:
         slurm_logged(
-            "OMP_NUM_THREADS={threads} python -m cross_encoder.dense search {params.args}"
+            "OMP_NUM_THREADS={threads} python -m cross_encoder.first_stage.dense search {params.args}"
             " --index_dir {input.index:q} --query_file {input.queries:q} --depth {params.depth}"
             " --output_ranking {output:q}"
         )
@@ -130,5 +130,5 @@ rule fuse_hybrid:
     params:
         args=flags(FIRST["hybrid"], "k", depth=FIRST["depth"]),
     shell:
-        "python -m cross_encoder.fusion --ranking {input.bm25:q} --ranking {input.dense:q}"
+        "python -m cross_encoder.first_stage.fusion --ranking {input.bm25:q} --ranking {input.dense:q}"
         " {params.args} --output_ranking {output:q} > {log:q} 2>&1"
