@@ -186,3 +186,13 @@ def test_gradient_checkpointing_trains(tiny_model_dir, tiny_data, tiny_preproces
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert len(losses) == 8 and all(math.isfinite(x) for x in losses)
     assert (out / "model.safetensors").is_file()
+
+
+def test_several_trackers_as_one_comma_separated_value(tmp_path):
+    """The workflow passes train.report_to "tensorboard, wandb" as one value; each
+    integration reaches the Trainer by its own name."""
+    _, _, training_args = parse_args(
+        ["--model_name_or_path", "m", "--output_dir", str(tmp_path), "--do_predict"]
+        + ["--report_to", "tensorboard, wandb"]
+    )
+    assert training_args.report_to == ["tensorboard", "wandb"]

@@ -50,7 +50,7 @@ rule train_cross_encoder:
             ),
             model_name_or_path=TRAIN["model"],
             prediction_max_len=prediction_max_len(),
-            report_to=report_to(),
+            report_to=",".join(report_to()),
         ),
         selection=selection_flags,
         extra=extra_args(TRAIN["extra_args"]),

@@ -244,4 +244,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             self.use_cpu = True
             if self.deepspeed:
                 disable_deepspeed_shm_comm()
+        # Several integrations as one comma-separated value (transformers 5 takes one string
+        # from the command line and would look up "tensorboard,wandb" as a single name).
+        if isinstance(self.report_to, str) and "," in self.report_to:
+            self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
         super().__post_init__()
