@@ -55,7 +55,7 @@ def train(model_args, data_args, training_args, tokenizer, template, predict_tem
     training_args.remove_unused_columns = False
     evaluator = build_evaluator(data_args, training_args, corpus, predict_template)
     model = modeling.load_model(model_args)
-    modeling.prepare_for_training(model, tokenizer, data_args.max_len)
+    modeling.card.prepare_for_hub(model, tokenizer, data_args.max_len)
     trainer = CrossEncoderTrainer(
         model=model,
         args=training_args,

@@ -98,9 +98,8 @@ def slurm_logged(command) -> str:
 def flags(section, *keys, optional=(), **values) -> str:
     """Command-line flags from a config section: `--key value` for each of keys, then for
     each of optional that is set (not null, 0 or empty), then `--flag value` for each of
-    values (a setting named otherwise in the config, or computed). Values are shell-quoted
-    and a list gives several (`--report_to a b`); True is a bare switch
-    (`--trust_remote_code`), False and None leave the flag out."""
+    values (a setting named otherwise in the config, or computed). Values are shell-quoted;
+    True is a bare switch (`--trust_remote_code`), False and None leave the flag out."""
     items = [(key, section[key]) for key in keys]
     items += [(key, section[key]) for key in optional if section[key]]
     items += values.items()
@@ -110,8 +109,6 @@ def flags(section, *keys, optional=(), **values) -> str:
             continue
         if value is True:
             rendered.append(f"--{flag}")
-        elif isinstance(value, (list, tuple)):
-            rendered.append(" ".join([f"--{flag}", *map(q, value)]))
         else:
             rendered.append(f"--{flag} {q(value)}")
     return " ".join(rendered)
@@ -151,10 +148,6 @@ def beir_dir():
     return (
         config.get("data_dir") or f"resources/beir/{config['data']['beir']['dataset']}"
     )
-
-
-def beir_folder(wildcards):
-    return beir_dir()
 
 
 def beir_inputs(wildcards):

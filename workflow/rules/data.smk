@@ -50,7 +50,7 @@ rule beir_split:
     conda:
         ENV
     params:
-        data_dir=beir_folder,
+        data_dir=beir_dir(),
         outdir=output_folder,
     shell:
         "python -m cross_encoder.data.beir --data_dir {params.data_dir:q}"

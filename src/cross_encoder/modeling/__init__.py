@@ -106,12 +106,6 @@ def check_tokenization(model_args, data_args, training_args, tokenizer) -> None:
     )
 
 
-def prepare_for_training(model, tokenizer, max_len: int) -> None:
-    """What the saved folder needs for the hub and sentence-transformers, set before the
-    trainer saves anything (:func:`.card.prepare_for_hub`)."""
-    card.prepare_for_hub(model, tokenizer, max_len)
-
-
 def save_trained_model(
     trainer, model_args, data_args, training_args, *, n_train_queries: int, corpus
 ) -> None:
