@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -208,3 +209,67 @@ def test_resume_after_kill_matches_uninterrupted_run(
     pairs_b, b = read_scores(out / "scores.txt")
     assert pairs_a == pairs_b
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
+
+
+# --------------------------------------------------------------------------- optimizer groups
+
+HEAD_LR, BASE_LR, DECAY, WD = 1e-3, 1e-4, 0.5, 0.01
+
+
+def expected_groups(model_dir: Path) -> dict[str, list[float]]:
+    """What CrossEncoderTrainer.create_optimizer must give each parameter of the tiny BERT
+    (2 layers), written out by hand: the new head (classifier) at the head's rate, layer i of
+    2 at DECAY ** (1 - i), embeddings DECAY ** 2, the pooler 1; no decay on biases and
+    LayerNorm."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
+    out = {}
+    for n, _ in model.named_parameters():
+        if n.startswith("classifier."):
+            lr = HEAD_LR
+        elif ".layer.0." in n:
+            lr = BASE_LR * DECAY
+        elif ".layer.1." in n or ".pooler." in n:
+            lr = BASE_LR
+        else:
+            assert ".embeddings." in n, n
+            lr = BASE_LR * DECAY**2
+        wd = 0.0 if n.endswith(".bias") or "LayerNorm" in n else WD
+        out[n] = [lr, wd]
+    return out
+
+
+@pytest.mark.parametrize("deepspeed", [True, False], ids=["zero2", "ddp"])
+def test_optimizer_groups_reach_the_engine(
+    deepspeed, tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path
+):
+    """The head's learning rate, layer-wise decay and the no-decay group are what the optimizer
+    of the running engine holds: DeepSpeed ZeRO-2 (config/deepspeed/zero2.json) and plain DDP,
+    2 processes each, read back on every rank."""
+    out = tmp_path / "run"
+    args = train_args(tiny_model_dir, tiny_data, tiny_preprocessed, out)
+    args = args[: args.index("--do_predict")]  # training only
+    if not deepspeed:
+        i = args.index("--deepspeed")
+        del args[i : i + 2]
+    args += [
+        "--max_steps", "1",
+        "--save_strategy", "no",
+        "--learning_rate", str(BASE_LR),
+        "--head_learning_rate", str(HEAD_LR),
+        "--layerwise_lr_decay", str(DECAY),
+        "--weight_decay", str(WD),
+        "--warmup_steps", "1",
+    ]  # fmt: skip
+    check(torchrun(2, str(Path(__file__).parent / "helpers" / "optimizer_groups.py"), *args))
+    want = expected_groups(tiny_model_dir)
+    for rank in (0, 1):
+        got = json.loads((out / f"groups.{rank}.json").read_text())
+        if deepspeed:
+            assert got["optimizer"] == "DeepSpeedZeroOptimizer", got["optimizer"]
+        else:
+            assert "AdamW" in got["optimizer"], got["optimizer"]
+        assert set(got["groups"]) == set(want)
+        for name, (lr, wd) in want.items():
+            assert got["groups"][name] == pytest.approx([lr, wd], rel=1e-6), name

@@ -141,6 +141,22 @@ def disable_deepspeed_shm_comm() -> None:
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 
+def check_deepspeed_optimizer(args) -> None:
+    """Refuse a DeepSpeed JSON with an ``optimizer`` block: transformers then gives DeepSpeed
+    one parameter group and never calls ``CrossEncoderTrainer.create_optimizer``, so the
+    head's learning rate and layer-wise decay would be dropped without a word and weight
+    decay would hit biases and LayerNorm too."""
+    ds = getattr(args, "hf_deepspeed_config", None)
+    if ds is None or "optimizer" not in ds.config:
+        return
+    raise ValueError(
+        f'{args.deepspeed}: remove the "optimizer" block; with it DeepSpeed builds one '
+        "parameter group and ignores --head_learning_rate, --layerwise_lr_decay and the "
+        "no-decay group (biases, LayerNorm); without it the trainer's AdamW is used "
+        "(config/deepspeed/zero2.json)"
+    )
+
+
 # Not "mixed_precision": TrainingArguments.__post_init__ overwrites an attribute of that name.
 PRECISIONS = hardware.PRECISIONS
 BACKENDS = ("torch", "openvino")
@@ -249,3 +265,4 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         if isinstance(self.report_to, str) and "," in self.report_to:
             self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
         super().__post_init__()
+        check_deepspeed_optimizer(self)

@@ -120,7 +120,10 @@ class CrossEncoderTrainer(Trainer):
 
     def create_optimizer(self, model=None):
         """HF's optimizer, with one parameter group per (learning rate, weight decay) when a
-        head learning rate or layer-wise decay is asked for."""
+        head learning rate or layer-wise decay is asked for. Under DeepSpeed too: a DeepSpeed
+        JSON without an ``optimizer`` block makes transformers call this and hand the result
+        to the engine (``--deepspeed`` refuses a JSON with one: ``arguments.
+        check_deepspeed_optimizer``)."""
         head_lr = getattr(self.args, "head_learning_rate", None)
         decay = getattr(self.args, "layerwise_lr_decay", None)
         if self.optimizer is None and (head_lr is not None or decay is not None):
