@@ -281,6 +281,25 @@ def tokenizer_files():
     return [str(folder / name) for name in TOKENIZER_FILES if (folder / name).is_file()]
 
 
+# CPU cores a job gets per GPU (data loading, collating, the host side of each rank). On a
+# site with fewer cores per GPU lower it here, or set one rule's threads in the profile
+# (set-threads): the ranks split whatever a job gets (rank_threads).
+CPUS_PER_GPU = 8
+
+
+def job_threads(nproc):
+    """Threads of a job that starts nproc processes (torchrun ranks): CPUS_PER_GPU per rank
+    when it runs on GPUs (train.use_gpu), else 2 per rank. On SLURM the job asks for them as
+    --cpus-per-task next to --gpus=nproc; locally Snakemake caps them at --cores."""
+    return nproc * (CPUS_PER_GPU if TRAIN["use_gpu"] else 2)
+
+
+def rank_threads(nproc):
+    """Shell assignment of OMP_NUM_THREADS for each of nproc ranks: the job's threads shared
+    among them (at least 1), so nproc ranks never run nproc x threads OpenMP threads."""
+    return f"OMP_NUM_THREADS=$(( {{threads}} > {nproc} ? {{threads}} / {nproc} : 1 ))"
+
+
 def torch_launcher(nproc):
     """`torchrun` for several processes, plain python for one."""
     if nproc > 1:

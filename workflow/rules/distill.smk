@@ -20,7 +20,7 @@ rule distill_bi_encoder:
         OUT / "benchmarks" / "distill_bi_encoder.tsv"
     conda:
         ENV
-    threads: 2
+    threads: job_threads(1)
     resources:
         mem_mb=16000,
         runtime=720,

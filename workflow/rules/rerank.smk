@@ -16,7 +16,7 @@ rule rerank:
         OUT / "benchmarks" / "rerank_{split}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: job_threads(RERANK["nproc"])
     resources:
         mem_mb=8000,
         runtime=240,
@@ -27,7 +27,7 @@ rule rerank:
         args=predict_flags(RERANK["prediction_topk"], prediction_max_len()),
     shell:
         slurm_logged(
-            "OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+            f"{rank_threads(RERANK['nproc'])} {{params.launcher}} -m cross_encoder.run"
             " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
             " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
             " --test_file {input.ranking:q} --prediction_save_path {output:q} {params.args}"

@@ -18,7 +18,7 @@ rule train_cross_encoder:
         OUT / "benchmarks" / "train_cross_encoder.tsv"
     conda:
         ENV
-    threads: 2
+    threads: job_threads(TRAIN["nproc"])
     resources:
         mem_mb=16000,
         runtime=720,
@@ -56,7 +56,8 @@ rule train_cross_encoder:
         extra=extra_args(TRAIN["extra_args"]),
     shell:
         slurm_logged(
-            "{params.tracking_env} OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"
+            f"{rank_threads(TRAIN['nproc'])} {{params.tracking_env}} {{params.launcher}}"
+            " -m cross_encoder.run"
             " --output_dir {params.state:q} --final_model_dir {output:q} --do_train"
             " --corpus_file {input.corpus:q} --train_query_file {input.queries:q}"
             " --train_qrels {input.qrels:q} --neg_file {input.negs:q} {params.args}"
