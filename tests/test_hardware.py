@@ -164,3 +164,18 @@ def test_amx_capped_away_chooses_fp32(tmp_path):
     """AVX-512 with bf16 instructions but no AMX: bf16 runs at ~0.7x fp32 here."""
     got = _choose_in_subprocess(tmp_path, ONEDNN_MAX_CPU_ISA="AVX512_CORE_BF16")
     assert got["precision"] == "fp32", got
+
+
+def test_gpu_problem_names_what_is_missing(monkeypatch):
+    """No machine here has a GPU: the three answers come from torch's own report, set here."""
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert "CPU-only build" in hardware.gpu_problem(1)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert "no CUDA GPU visible" in hardware.gpu_problem(1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert "8 processes on this node but 2 GPU(s)" in hardware.gpu_problem()
+    assert hardware.gpu_problem(2) is None

@@ -3,6 +3,7 @@ precision flags), a non-finite loss, gradient checkpointing."""
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from pathlib import Path
@@ -196,3 +197,32 @@ def test_several_trackers_as_one_comma_separated_value(tmp_path):
         + ["--report_to", "tensorboard, wandb"]
     )
     assert training_args.report_to == ["tensorboard", "wandb"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
+def test_require_gpu_without_cuda_stops_with_one_line(tmp_path, capsys):
+    """train.use_gpu: true on a machine (or a torch build) without CUDA stops before anything
+    is loaded, instead of training on the CPU for days."""
+    from cross_encoder import run
+
+    code = run.main(
+        ["--output_dir", str(tmp_path / "o"), "--model_name_or_path", str(tmp_path / "none"),
+         "--do_train", "--require_gpu"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: --require_gpu: no CUDA GPU"), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_deepspeed_json_with_an_optimizer_block_is_refused(tmp_path):
+    """With an optimizer block DeepSpeed would build one parameter group and drop the head's
+    learning rate and the no-decay group without a word."""
+    pytest.importorskip("deepspeed")
+    ds = json.loads((REPO / "config" / "deepspeed" / "zero2.json").read_text())
+    assert "optimizer" not in ds
+    ds["optimizer"] = {"type": "AdamW", "params": {"lr": "auto"}}
+    bad = tmp_path / "ds.json"
+    bad.write_text(json.dumps(ds))
+    with pytest.raises(ValueError, match='remove the "optimizer" block'):
+        _cpu_args(tmp_path, "--deepspeed", str(bad))

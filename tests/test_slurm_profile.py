@@ -117,6 +117,8 @@ def test_msmarco_jobs_get_a_gpu_per_rank(target, section, tmp_path):
     per_rank = omp_threads(shell)
     assert per_rank >= 1 and per_rank * nproc == cpus, (per_rank, nproc, cpus)
     assert not any(a.startswith("--cpus-per-gpu") for a in args)
+    # and a job without a usable GPU stops instead of running on the CPU
+    assert " --require_gpu" in shell
 
 
 def test_omp_threads_never_zero_when_capped_below_nproc(tmp_path):

@@ -298,3 +298,29 @@ def log_peak_gpu_memory(stage: str) -> None:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         peak = torch.cuda.max_memory_allocated()
         logger.info("%s peak GPU memory: %.2f GiB (rank-local)", stage, peak / 2**30)
+
+
+def gpu_problem(local_ranks: int | None = None) -> str | None:
+    """Why a job that was granted GPUs (``--require_gpu``, the workflow's ``train.use_gpu``)
+    cannot use them, or None: no CUDA device visible (a CPU-only torch build, or none
+    granted), or fewer devices than the ``local_ranks`` processes torchrun starts on this node
+    (``LOCAL_WORLD_SIZE``), each of which takes the device ``LOCAL_RANK``."""
+    if local_ranks is None:
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    build = f"torch {torch.__version__}"
+    if torch.version.cuda is None:
+        return (
+            f"no CUDA GPU: {build} is a CPU-only build (install the GPU environment, "
+            "envs/cross_encoder_gpu.yaml, or set train.use_gpu: false)"
+        )
+    if not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+        return f"no CUDA GPU visible to {build}{where}: was the job granted one?"
+    n = torch.cuda.device_count()
+    if local_ranks > n:
+        return (
+            f"{local_ranks} processes on this node but {n} GPU(s) visible: ask the scheduler "
+            "for as many GPUs as torchrun --nproc_per_node starts"
+        )
+    return None

@@ -75,7 +75,11 @@ QUERY_SPLITS = list(
         ]
     )
 )
-ENV = "../../envs/cross_encoder.yaml"
+# The rules' conda env (--sdm conda): torch's CPU build, or with train.use_gpu its CUDA
+# build and DeepSpeed (envs/cross_encoder_gpu.yaml).
+ENV = "../../envs/" + (
+    "cross_encoder_gpu.yaml" if TRAIN["use_gpu"] else "cross_encoder.yaml"
+)
 
 
 wildcard_constraints:
@@ -367,6 +371,7 @@ def predict_flags(prediction_topk, max_len):
         max_len=max_len,
         prediction_batch_tokens=RERANK["batch_tokens"],
         trust_remote_code=TRAIN["trust_remote_code"],
+        require_gpu=TRAIN["use_gpu"],
     )
 
 

@@ -42,6 +42,7 @@ rule distill_bi_encoder:
             "seed",
             "precision",
             sample_neg_from_topk=teacher_topk(),
+            require_gpu=TRAIN["use_gpu"],
         ),
         # off is --no-in_batch_negatives (argparse.BooleanOptionalAction); on is the default
         in_batch="" if DISTILL["in_batch_negatives"] else "--no-in_batch_negatives",

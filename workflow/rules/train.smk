@@ -51,6 +51,7 @@ rule train_cross_encoder:
             model_name_or_path=TRAIN["model"],
             prediction_max_len=prediction_max_len(),
             report_to=",".join(report_to()),
+            require_gpu=TRAIN["use_gpu"],
         ),
         selection=selection_flags,
         extra=extra_args(TRAIN["extra_args"]),

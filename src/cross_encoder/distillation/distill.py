@@ -361,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: bf16 autocast on a CPU where bf16 is fast (AMX), else fp32",
     )
+    a(
+        "--require_gpu",
+        action="store_true",
+        help="stop at once (exit 2) without a CUDA GPU instead of training on the CPU",
+    )
     return p
 
 
@@ -368,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
+    if args.require_gpu:
+        from cross_encoder import hardware
+
+        if problem := hardware.gpu_problem(1):
+            raise InputError(None, f"--require_gpu: {problem}")
     for name in ("epochs", "batch_size", "max_len", "sample_neg_from_topk", "logging_steps"):
         if getattr(args, name) < 1:
             raise InputError(None, f"--{name} must be >= 1")

@@ -202,6 +202,14 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "choices": list(BACKENDS),
         },
     )
+    require_gpu: bool = field(
+        default=False,
+        metadata={
+            "help": "stop at once (exit 2) unless every process on this node has a CUDA GPU "
+            "of its own, instead of falling back to the CPU (the workflow passes it when "
+            "train.use_gpu is true)"
+        },
+    )
     precision: str | None = field(
         default=None,
         metadata={
@@ -232,6 +240,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
 
             if not available():
                 raise ValueError(f"--backend openvino needs OpenVINO: {INSTALL_HINT}")
+        if self.require_gpu and (problem := hardware.gpu_problem()):
+            raise ValueError(f"--require_gpu: {problem}")
         cuda = torch.cuda.is_available()
         mp = self.precision
         if mp is not None:
