@@ -202,6 +202,14 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "choices": list(BACKENDS),
         },
     )
+    max_nonfinite_steps: int = field(
+        default=10,
+        metadata={
+            "help": "fp16 (a loss scaler skips the step of a non-finite loss): stop after this "
+            "many optimizer steps in a row with a NaN/inf loss. Without a loss scaler (fp32, "
+            "bf16) the first one stops the run"
+        },
+    )
     require_gpu: bool = field(
         default=False,
         metadata={
@@ -231,6 +239,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             raise ValueError("--head_learning_rate must be > 0")
         if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
             raise ValueError("--layerwise_lr_decay must be in (0, 1]")
+        if self.max_nonfinite_steps < 1:
+            raise ValueError("--max_nonfinite_steps must be >= 1")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("--early_stopping_patience must be >= 1")
         if self.backend not in BACKENDS:

@@ -17,6 +17,7 @@ import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 
 from cross_encoder.training.loss import grouped_softmax_loss
+from cross_encoder.training.nonfinite import NonFiniteGuard, NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +54,6 @@ def lr_multipliers(
                 factor = layer_decay**n_layers
         out[n] = factor
     return out
-
-
-class NonFiniteLossError(RuntimeError):
-    pass
 
 
 class EpochSetter(TrainerCallback):
@@ -102,6 +99,15 @@ class CrossEncoderTrainer(Trainer):
         self.group_size = group_size
         self.temperature = temperature
         self.evaluator = evaluator
+        # fp16 trains under a loss scaler (DeepSpeed's or torch's GradScaler), which skips
+        # the step of a non-finite loss; bf16/fp32 have none (cross_encoder.training.nonfinite)
+        self.nonfinite = NonFiniteGuard(
+            loss_scaler=bool(self.args.fp16),
+            max_in_a_row=getattr(self.args, "max_nonfinite_steps", 10),
+        )
+        self.add_callback(self.nonfinite)
+        # HF's filter reads the loss on the host every micro-step; the guard needs no sync
+        self.args.logging_nan_inf_filter = False
         if evaluator is not None:
             self.add_callback(EvaluateAtEpochEnd())
             patience = getattr(self.args, "early_stopping_patience", None)
@@ -172,18 +178,20 @@ class CrossEncoderTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         loss = grouped_softmax_loss(outputs.logits, self.group_size, self.temperature)
-        if not torch.isfinite(loss.detach()).all():
-            step = self.state.global_step + 1
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at step {step}: stopping rather than saving a broken "
-                "model (lower --learning_rate, use --bf16 instead of --fp16, or check the data)"
-            )
+        self.nonfinite.record(loss)  # no host sync; NonFiniteGuard decides at its checks
         return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, *args, **kwargs):
+        # A skipped step's loss counts 0 in the logged mean (no sync, unlike HF's filter).
+        loss = super().training_step(*args, **kwargs)
+        return torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(loss):
             raise NonFiniteLossError(f"logged loss is {loss} at step {self.state.global_step}")
+        if loss is not None and self.nonfinite.loss_scaler:
+            logs["nonfinite_steps"] = self.nonfinite.total  # skipped by the loss scaler
         super().log(logs, *args, **kwargs)
 
 
