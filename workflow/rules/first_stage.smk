@@ -79,10 +79,11 @@ rule dense_index:
         OUT / "benchmarks" / "dense_index.tsv"
     conda:
         ENV
-    threads: 2
+    threads: job_threads(1)
     resources:
-        mem_mb=8000,
+        mem_mb=8000,  # the corpus streams through in chunks: bounded at any size
         runtime=240,
+        gpu=1 if TRAIN["use_gpu"] else 0,
     params:
         args=encode_flags(FIRST["dense"]),
     shell:
@@ -102,10 +103,11 @@ rule retrieve_dense:
         OUT / "logs" / "retrieve_dense_{split}.log",
     conda:
         ENV
-    threads: 2
+    threads: job_threads(1)
     resources:
-        mem_mb=8000,
+        mem_mb=8000,  # the index is memory-mapped, top-k runs over chunks
         runtime=60,
+        gpu=1 if TRAIN["use_gpu"] else 0,
     params:
         args=search_flags(FIRST["dense"]),
         depth=FIRST["depth"],

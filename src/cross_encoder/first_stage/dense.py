@@ -11,8 +11,12 @@ state, L2-normalised, as all-MiniLM-L6-v2 is trained; ``--pooling cls`` for CLS 
 ``--precision auto`` encodes with bf16 weights on a CPU where bf16 is fast (AMX, see
 :mod:`cross_encoder.hardware`), in fp32 elsewhere (GPUs included, as before); pooling and
 normalisation run in float32 either way.
-The index is ``embeddings.npy`` (float32, one row per passage) + ``pids.txt``. Search is an
-exact matrix product with a running top-k over corpus chunks, so memory stays bounded.
+The index is ``embeddings.npy`` (float32, one row per passage) + ``pids.txt``. Memory stays
+bounded at any corpus size (8.8M MS MARCO passages x 768 dims is 27 GB of float32): encode
+streams the corpus ``--chunk_passages`` at a time and writes each chunk's rows straight into
+the memory-mapped ``.npy`` (only the chunk's texts and the pids are held); search maps the
+index read-only and runs an exact matrix product with a running top-k over corpus chunks,
+on the GPU when there is one (``benchmarks/bench_dense_memory.py`` measures both).
 """
 
 from __future__ import annotations
@@ -109,6 +113,40 @@ def passage_texts(corpus_file: str | Path) -> tuple[list[str], list[str]]:
     return pids, texts
 
 
+def encode_corpus(
+    encoder: BiEncoder,
+    corpus_file: str | Path,
+    index_dir: str | Path,
+    batch_size: int = 64,
+    chunk_passages: int = 100_000,
+) -> int:
+    """Encode the corpus into ``index_dir`` (atomically) holding ``chunk_passages`` texts at a
+    time: a first pass counts the passages (and checks the file), the second writes each
+    chunk's embeddings into the memory-mapped ``embeddings.npy``. Returns the count."""
+    n = sum(1 for _ in iter_corpus(corpus_file))
+    dim = encoder.model.config.hidden_size
+    with atomic_dir(index_dir) as tmp:
+        emb = np.lib.format.open_memmap(
+            tmp / "embeddings.npy", mode="w+", dtype=np.float32, shape=(n, dim)
+        )
+        done = 0
+        with open(tmp / "pids.txt", "w", encoding="utf-8") as pid_file:
+            chunk: list[str] = []
+            for pid, title, text in iter_corpus(corpus_file):
+                pid_file.write(pid + "\n")
+                chunk.append(f"{title} {text}".strip())
+                if len(chunk) == chunk_passages:
+                    emb[done : done + len(chunk)] = encoder.encode(chunk, batch_size)
+                    done += len(chunk)
+                    chunk = []
+            if chunk:
+                emb[done : done + len(chunk)] = encoder.encode(chunk, batch_size)
+                done += len(chunk)
+        emb.flush()
+        del emb
+    return done
+
+
 def save_index(index_dir: str | Path, embeddings: np.ndarray, pids: list[str]) -> None:
     """Save atomically (:func:`cross_encoder.io.atomic_dir`)."""
     with atomic_dir(index_dir) as tmp:
@@ -133,19 +171,20 @@ def top_k(
     """Exact inner-product top-k: ``(scores, indices)`` of shape ``(n_queries, k)``, best
     first, with a running merge over corpus chunks."""
     k = min(k, corpus.shape[0])
-    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    best_s = torch.full((q.shape[0], 0), -float("inf"))
-    best_i = torch.zeros((q.shape[0], 0), dtype=torch.long)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
+    best_s = torch.full((q.shape[0], 0), -float("inf"), device=device)
+    best_i = torch.zeros((q.shape[0], 0), dtype=torch.long, device=device)
     for start in range(0, corpus.shape[0], chunk_size):
         c = torch.from_numpy(np.ascontiguousarray(corpus[start : start + chunk_size], np.float32))
-        s = q @ c.T
+        s = q @ c.to(device).T
         kk = min(k, s.shape[1])
         cs, ci = torch.topk(s, kk, dim=1)
         best_s = torch.cat([best_s, cs], dim=1)
         best_i = torch.cat([best_i, ci + start], dim=1)
         best_s, pos = torch.topk(best_s, min(k, best_s.shape[1]), dim=1)
         best_i = torch.gather(best_i, 1, pos)
-    return best_s.numpy(), best_i.numpy()
+    return best_s.cpu().numpy(), best_i.cpu().numpy()
 
 
 def search(
@@ -186,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
     enc = sub.choices["encode"]
     enc.add_argument("--corpus_file", required=True)
+    enc.add_argument(
+        "--chunk_passages",
+        type=int,
+        default=100_000,
+        help="passages (texts) held in memory at a time; embeddings go straight to disk",
+    )
     srch = sub.choices["search"]
     srch.add_argument("--query_file", required=True)
     srch.add_argument("--output_ranking", required=True)
@@ -195,12 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def encode_dtype(precision: str, device: str | None = None) -> torch.dtype:
     """The weights' dtype for encoding at ``--precision``: ``auto`` is the machine's choice
-    on a CPU (:func:`cross_encoder.hardware.resolve`) and float32 on a GPU (as before)."""
+    (:func:`cross_encoder.hardware.resolve`): on a CPU bf16 where it is fast, on a GPU bf16
+    where supported, else fp16. Pooling and normalisation stay float32."""
     from cross_encoder import hardware
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if precision == "auto" and torch.device(device).type == "cuda":
-        return torch.float32
     return hardware.torch_dtype(hardware.resolve(precision, device))
 
 
@@ -211,11 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     dtype = encode_dtype(args.precision)
     if args.command == "encode":
-        pids, texts = passage_texts(args.corpus_file)
+        if args.chunk_passages < 1:
+            raise InputError(None, "--chunk_passages must be >= 1")
         encoder = BiEncoder(args.model, args.max_len, args.pooling, dtype=dtype)
-        emb = encoder.encode(texts, args.batch_size, desc="encode corpus")
-        save_index(args.index_dir, emb, pids)
-        logger.info("encoded %d passages -> %s", len(pids), args.index_dir)
+        n = encode_corpus(
+            encoder, args.corpus_file, args.index_dir, args.batch_size, args.chunk_passages
+        )
+        logger.info("encoded %d passages -> %s", n, args.index_dir)
         return 0
     if args.depth < 1:
         raise InputError(None, "--depth must be >= 1")
