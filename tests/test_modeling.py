@@ -45,3 +45,24 @@ def test_export_copies_the_model_without_checkpoints_and_replaces_an_old_export(
     modeling.export_model(str(out), str(final))
     assert sorted(p.name for p in final.iterdir()) == ["config.json", "model.safetensors"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_a_model_without_safetensors_says_how_to_convert(tiny_model_dir, tmp_path):
+    """microsoft/deberta-v3-base may have only pytorch_model.bin on its main branch: the
+    error names the fix (a one-time conversion), in one line."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from cross_encoder.io import InputError
+    from cross_encoder.modeling import load_model
+    from cross_encoder.training.arguments import ModelArguments
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    folder = tmp_path / "bin_only"
+    model.config.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(InputError) as e:
+        load_model(ModelArguments(model_name_or_path=str(folder)))
+    msg = str(e.value)
+    assert "no safetensors weights" in msg and "use_safetensors=False" in msg
+    assert "\n" not in msg

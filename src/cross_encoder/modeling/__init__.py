@@ -75,7 +75,21 @@ def load_model(model_args):
             dtype=torch.float32,
         )
     except OSError as e:
-        raise InputError(name, f"cannot load model: {str(e).splitlines()[0]}") from None
+        first = str(e).splitlines()[0]
+        if "safetensors" in first or "model.safetensors" in str(e):
+            raise InputError(name, NO_SAFETENSORS.format(name=name, error=first)) from None
+        raise InputError(name, f"cannot load model: {first}") from None
+
+
+# One line: weights load from safetensors only (a pickled pytorch_model.bin can run code).
+NO_SAFETENSORS = (
+    "cannot load model: no safetensors weights ({error}); weights load only from safetensors "
+    "(a pickled .bin can run code when loaded). Convert once, from a source you trust: "
+    'python -c "from transformers import AutoModelForSequenceClassification as M; '
+    "M.from_pretrained('{name}', use_safetensors=False).save_pretrained('<folder>')\" "
+    "(plus the tokenizer: AutoTokenizer...save_pretrained), then pass <folder> as the "
+    "model (train.model); or use a hub revision that has model.safetensors"
+)
 
 
 def check_tokenization(model_args, data_args, training_args, tokenizer) -> None:

@@ -284,5 +284,10 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         # from the command line and would look up "tensorboard,wandb" as a single name).
         if isinstance(self.report_to, str) and "," in self.report_to:
             self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
+        # HF's default for a model without gradient checkpointing is True: DDP then walks the
+        # autograd graph after every backward looking for parameters without a gradient. A
+        # cross-encoder uses all of them (--ddp_find_unused_parameters true if yours doesn't).
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = False
         super().__post_init__()
         check_deepspeed_optimizer(self)
