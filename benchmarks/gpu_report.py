@@ -5,8 +5,9 @@ MFU (model FLOPs utilisation) = model FLOPs per pair x pairs/s / (GPUs x peak FL
 FLOPs per pair of ``s`` tokens, forward: ``2 P s`` for the dense layers (``P`` = parameters
 outside the embedding tables) plus, per layer, ``4 s^2 h`` for the attention scores and
 context, and for DeBERTa's disentangled attention ``8 s k h`` (content-to-position and
-position-to-content scores over ``2k`` relative buckets) and ``4 (2k) h^2`` (projecting the
-relative embeddings). Training = 3 x forward (backward = 2 x). ``s`` is the pair's useful
+position-to-content scores over ``2k`` relative buckets; projecting the relative embeddings,
+``4 (2k) h^2`` per layer, is done once per batch, not per pair, and left out). Training = 3 x
+forward (backward = 2 x). ``s`` is the pair's useful
 length (padding not counted): exact for predict (the ranking's pairs), for training the mean
 over sampled (query, passage) pairs of the data, capped at ``--max_len``. The peak is the
 GPU's dense fp16/bf16 tensor throughput from the table below (``--peak_tflops`` overrides).
@@ -80,7 +81,7 @@ def model_flops(model_dir: str):
     def forward(s: float) -> float:
         f = 2 * dense * s + layers * 4 * s * s * h
         if rel:
-            f += layers * (8 * s * span * h + 4 * 2 * span * h * h)
+            f += layers * 8 * s * span * h
         return f
 
     what = f"{config.model_type}, {layers} x {h}, {total / 1e6:.1f}M parameters"
@@ -90,7 +91,8 @@ def model_flops(model_dir: str):
 def lengths(folder: Path) -> dict[str, int]:
     import pyarrow.dataset as ds
 
-    table = ds.dataset(str(folder), format="parquet").to_table(columns=["id", "input_ids"])
+    files = sorted(str(p) for p in Path(folder).rglob("*.parquet"))
+    table = ds.dataset(files, format="parquet").to_table(columns=["id", "input_ids"])
     ids = table.column("id").to_pylist()
     lens = table.column("input_ids").combine_chunks().value_lengths().to_pylist()
     return {str(i): n for i, n in zip(ids, lens, strict=True)}
