@@ -125,3 +125,19 @@ def test_omp_threads_never_zero_when_capped_below_nproc(tmp_path):
     """Locally Snakemake caps threads at --cores: 8 ranks on 2 cores still get 1 thread each."""
     shell = "OMP_NUM_THREADS=$(( 2 > 8 ? 2 / 8 : 1 )) torchrun"
     assert omp_threads(shell) == 1
+
+
+def test_gpu_jobs_get_the_cuda_environment():
+    """--sdm conda with train.use_gpu builds envs/cross_encoder_gpu.yaml: torch from PyPI (the
+    CUDA build on Linux), not the CPU index, DeepSpeed pinned; the CPU env stays CPU-only."""
+    pins = {}
+    for name in ("cross_encoder.yaml", "cross_encoder_gpu.yaml"):
+        env = yaml.safe_load((REPO / "envs" / name).read_text())
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        pins[name] = pip
+    gpu, cpu = pins["cross_encoder_gpu.yaml"], pins["cross_encoder.yaml"]
+    assert "torch==2.13.0" in gpu and "deepspeed==0.19.8" in gpu
+    assert not any("whl/cpu" in p for p in gpu)
+    assert any("whl/cpu" in p for p in cpu)
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert '"cross_encoder_gpu.yaml" if TRAIN["use_gpu"] else "cross_encoder.yaml"' in common
