@@ -33,7 +33,10 @@ def test_gpu_check_dry_mode_runs_end_to_end(tmp_path):
         assert line in out, out[-2000:]
     assert "model: deberta-v2, 2 x 32" in out
     # both trainings and predict ran 2 ranks; ZeRO-2 partitioned the optimizer
-    assert "ZeRO stage 2 optimizer" in (tmp_path / "train_zero2.log").read_text()
+    for mode, deepspeed in (("zero2", True), ("ddp", False)):
+        trained = json.loads((tmp_path / mode / "training_summary.json").read_text())
+        assert '"deepspeed": ' + json.dumps(deepspeed) in json.dumps(trained)
+        assert '"processes": 2' in json.dumps(trained)
     predict_log = (tmp_path / "predict.log").read_text()
     assert "predict (rank 0)" in predict_log and "predict (rank 1)" in predict_log
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
