@@ -21,7 +21,9 @@ cross-encoder folder (its encoder + a seeded random score head, saved with max_l
 
 Infinity runs from its own venv (``--infinity_python``; ``infinity-emb[server,torch]==0.0.78``
 with torch 2.13.0 CPU installed first), engine torch on the CPU at ``--infinity_dtype``;
-telemetry off. A system that cannot start is reported with the reason, the others still run.
+telemetry off; ``infinity-bf16`` is the same at ``--dtype bfloat16`` (this CPU's AMX; our
+server picks bf16 by itself here). A system that cannot start is reported with the reason,
+the others still run.
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--work_dir", default=None, help="where the default model folder goes")
     near = [d / "shared" / "data" / "scifact" for d in (REPO.parent, REPO.parents[1])]
     p.add_argument("--scifact_dir", default=str(next((d for d in near if d.is_dir()), near[0])))
-    p.add_argument("--systems", default="ours,infinity,naive")
+    p.add_argument("--systems", default="ours,infinity,infinity-bf16,naive")
     p.add_argument("--clients", default="1,8,32")
-    p.add_argument("--requests", default="6,3,2", help="requests per client, per level")
+    p.add_argument("--requests", default="4,2,1", help="requests per client, per level")
     p.add_argument("--passages", type=int, default=100)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--infinity_python", default="/work/venv-infinity/bin/python")
@@ -143,7 +145,7 @@ class Server:
         return " | ".join(self.log.read().strip().splitlines()[-n:])
 
     def body(self, req: dict) -> dict:
-        if self.name == "infinity":
+        if self.name.startswith("infinity"):
             return {"query": req["query"], "documents": req["texts"], "model": "model"}
         return req
 
@@ -171,13 +173,14 @@ def start_servers(systems: list[str], model: Path, args) -> dict[str, Server]:
         elif name == "naive":
             cmd = [sys.executable, str(HERE / "naive_serve.py"), str(model), str(port)]
             servers[name] = Server(name, cmd, port, "/rerank", {"OMP_NUM_THREADS": threads})
-        elif name == "infinity":
+        elif name.startswith("infinity"):
+            dtype = "bfloat16" if name == "infinity-bf16" else args.infinity_dtype
             if not Path(args.infinity_python).exists():
                 print(f"infinity: skipped, no {args.infinity_python}")
                 continue
-            cmd = [args.infinity_python, "-m", "infinity_emb.infinity_server", "v2",
+            cmd = [str(Path(args.infinity_python).parent / "infinity_emb"), "v2",
                    "--model-id", str(model), "--served-model-name", "model", "--engine", "torch",
-                   "--device", "cpu", "--dtype", args.infinity_dtype, "--port", str(port),
+                   "--device", "cpu", "--dtype", dtype, "--port", str(port),
                    "--host", "127.0.0.1", "--log-level", "warning"]  # fmt: skip
             env = {"INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1",
                    "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}  # fmt: skip
@@ -267,6 +270,8 @@ def main(argv=None) -> int:
             print(f"ours: {info['dtype']} ({info['precision_reason']}), max_len {info['max_len']}")
         if "infinity" in servers:
             print(f"infinity: engine torch, dtype {args.infinity_dtype}, CPU")
+        if "infinity-bf16" in servers:
+            print("infinity-bf16: engine torch, dtype bfloat16, CPU")
         # warm-up: one request each (model load, allocator, first-batch compile paths)
         for s in servers.values():
             asyncio.run(run_level(s, requests, 1, 1))
@@ -312,7 +317,7 @@ def main(argv=None) -> int:
     print()
     ours = figures["systems"].get("ours")
     top = max(levels)
-    for name in ("infinity", "naive"):
+    for name in ("infinity", "infinity-bf16", "naive"):
         other = figures["systems"].get(name)
         if ours and other:
             ratio = ours[top]["pairs_per_s"] / other[top]["pairs_per_s"]
