@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from cross_encoder.io import InputError, cli, setup_logging
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully, under
+    # the handler that was there before it: make that a no-op, so that SIGTERM exits 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run()
     if not server.started:  # e.g. the port is taken (uvicorn logged why)
         print(f"error: could not listen on {args.host}:{args.port}", file=sys.stderr)
