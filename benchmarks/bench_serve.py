@@ -282,8 +282,10 @@ def main(argv=None) -> int:
                 for name in names if rnd % 2 == 0 else names[::-1]:
                     res = asyncio.run(run_level(servers[name], requests, c, k))
                     pooled[name][c].append(res)
-                    print(f"  round {rnd + 1} {name:9s} {c:3d} clients: "
-                          f"{res['pairs'] / res['wall']:7.1f} pairs/s, "
+                    lat = np.array(res["latencies"])
+                    print(f"  round {rnd + 1} {name:13s} {c:3d} clients: "
+                          f"{res['pairs'] / res['wall']:7.1f} pairs/s, p50 "
+                          f"{np.percentile(lat, 50):.3f} s, p99 {np.percentile(lat, 99):.3f} s, "
                           f"{len(res['failures'])} failed", flush=True)  # fmt: skip
         agree = {}
         if "ours" in servers:
@@ -299,7 +301,7 @@ def main(argv=None) -> int:
             s.stop()
     print(f"load average after: {os.getloadavg()}")
     print()
-    print(f"{'system':10s} {'clients':>7s} {'p50 s':>8s} {'p99 s':>8s} {'pairs/s':>8s} "
+    print(f"{'system':13s} {'clients':>7s} {'p50 s':>8s} {'p99 s':>8s} {'pairs/s':>8s} "
           f"{'requests':>8s} {'failed':>6s}")  # fmt: skip
     for name in servers:
         figures["systems"][name] = {}
@@ -312,7 +314,7 @@ def main(argv=None) -> int:
                    "pairs_per_s": rate, "requests": int(lat.size), "failed": failed,
                    "failures": [f for r in runs for f in r["failures"]][:5]}  # fmt: skip
             figures["systems"][name][c] = row
-            print(f"{name:10s} {c:7d} {row['p50']:8.3f} {row['p99']:8.3f} {rate:8.1f} "
+            print(f"{name:13s} {c:7d} {row['p50']:8.3f} {row['p99']:8.3f} {rate:8.1f} "
                   f"{lat.size:8d} {failed:6d}")  # fmt: skip
     print()
     ours = figures["systems"].get("ours")
