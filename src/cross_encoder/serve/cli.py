@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         max_wait_ms=args.max_wait_ms,
         max_queue_pairs=args.max_queue_pairs,
     )
+    if args.max_texts > args.max_queue_pairs:  # a bigger request could never be admitted
+        logger.info("--max_texts lowered to --max_queue_pairs (%d)", args.max_queue_pairs)
+        args.max_texts = args.max_queue_pairs
     limits = Limits(max_texts=args.max_texts, max_body_bytes=args.max_body_bytes)
     app = build_app(Server(scorer, batcher, limits, {}))
     config = uvicorn.Config(
