@@ -147,6 +147,8 @@ class Server:
     def body(self, req: dict) -> dict:
         if self.name.startswith("infinity"):
             return {"query": req["query"], "documents": req["texts"], "model": "model"}
+        if self.name == "ours":  # the others cut long pairs silently; TEI's default is a 413
+            return {**req, "truncate": True}
         return req
 
     def stop(self) -> None:
