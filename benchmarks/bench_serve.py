@@ -19,6 +19,8 @@ The model: ``--model_dir``, or (default) the packaged all-MiniLM-L6-v2 turned in
 cross-encoder folder (its encoder + a seeded random score head, saved with max_len 256 as
 ``model_max_length``; no passage here is cut): speed does not depend on the head's weights.
 
+``ours-openvino`` is our server with ``--backend openvino`` (the ``openvino`` extra).
+
 Infinity runs from its own venv (``--infinity_python``; ``infinity-emb[server,torch]==0.0.78``
 with torch 2.13.0 CPU installed first), engine torch on the CPU at ``--infinity_dtype``;
 telemetry off; ``infinity-bf16`` is the same at ``--dtype bfloat16`` (this CPU's AMX; our
@@ -56,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--work_dir", default=None, help="where the default model folder goes")
     near = [d / "shared" / "data" / "scifact" for d in (REPO.parent, REPO.parents[1])]
     p.add_argument("--scifact_dir", default=str(next((d for d in near if d.is_dir()), near[0])))
-    p.add_argument("--systems", default="ours,infinity,infinity-bf16,naive")
+    p.add_argument("--systems", default="ours,ours-openvino,infinity,infinity-bf16,naive")
     p.add_argument("--clients", default="1,8,32")
     p.add_argument("--requests", default="4,2,1", help="requests per client, per level")
     p.add_argument("--passages", type=int, default=100)
@@ -147,7 +149,9 @@ class Server:
     def body(self, req: dict) -> dict:
         if self.name.startswith("infinity"):
             return {"query": req["query"], "documents": req["texts"], "model": "model"}
-        if self.name == "ours":  # the others cut long pairs silently; TEI's default is a 413
+        if self.name.startswith(
+            "ours"
+        ):  # the others cut long pairs silently; TEI's default is a 413
             return {**req, "truncate": True}
         return req
 
@@ -166,9 +170,10 @@ def start_servers(systems: list[str], model: Path, args) -> dict[str, Server]:
     threads = str(os.cpu_count() or 1)
     for name in systems:
         port = free_port()
-        if name == "ours":
+        if name.startswith("ours"):
+            backend = ["--backend", "openvino"] if name == "ours-openvino" else []
             cmd = [sys.executable, "-m", "cross_encoder.serve", "--model", str(model),
-                   "--port", str(port), "--log_level", "warning",
+                   "--port", str(port), "--log_level", "warning", *backend,
                    *args.ours_args.split()]  # fmt: skip
             env = {"PYTHONPATH": str(REPO / "src")}
             servers[name] = Server(name, cmd, port, "/rerank", env)
@@ -264,12 +269,14 @@ def main(argv=None) -> int:
     servers = start_servers(args.systems.split(","), model, args)
     figures: dict = {"systems": {}, "cpu": hardware.describe_cpu()}
     try:
-        if "ours" in servers:
-            import httpx
+        for name in ("ours", "ours-openvino"):
+            if name in servers:
+                import httpx
 
-            info = httpx.get(servers["ours"].url + "/info").json()
-            figures["ours_info"] = info
-            print(f"ours: {info['dtype']} ({info['precision_reason']}), max_len {info['max_len']}")
+                info = httpx.get(servers[name].url + "/info").json()
+                figures[f"{name}_info"] = info
+                print(f"{name}: {info['dtype']} ({info['precision_reason']}), "
+                      f"max_len {info['max_len']}")  # fmt: skip
         if "infinity" in servers:
             print(f"infinity: engine torch, dtype {args.infinity_dtype}, CPU")
         if "infinity-bf16" in servers:
@@ -321,13 +328,14 @@ def main(argv=None) -> int:
     print()
     ours = figures["systems"].get("ours")
     top = max(levels)
-    for name in ("infinity", "infinity-bf16", "naive"):
-        other = figures["systems"].get(name)
-        if ours and other:
-            ratio = ours[top]["pairs_per_s"] / other[top]["pairs_per_s"]
-            figures[f"ours_over_{name}_{top}"] = ratio
-            print(f"ours / {name} pairs/s at {top} clients: {ratio:.2f}x"
-                  + ("  (target >= 1.5x)" if name == "infinity" else ""))  # fmt: skip
+    for mine in ("ours", "ours-openvino"):
+        for name in ("infinity", "infinity-bf16", "naive"):
+            a, b = figures["systems"].get(mine), figures["systems"].get(name)
+            if a and b:
+                ratio = a[top]["pairs_per_s"] / b[top]["pairs_per_s"]
+                figures[f"{mine}_over_{name}_{top}"] = ratio
+                print(f"{mine} / {name} pairs/s at {top} clients: {ratio:.2f}x"
+                      + ("  (target >= 1.5x)" if name.startswith("infinity") else ""))  # fmt: skip
     if ours and 1 in ours and 8 in ours:
         r = ours[8]["p99"] / ours[1]["p50"]
         figures["ours_p99_8_over_p50_1"] = r
