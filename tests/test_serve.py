@@ -93,6 +93,16 @@ def test_batcher_pools_requests_and_bounds_its_queue(scorer):
     assert max(n for n, _ in batches) > 7  # pairs of several requests shared a batch
 
 
+def test_bad_flags_and_a_missing_model_stop_with_one_line(tmp_path, capsys):
+    from cross_encoder.serve import main
+
+    assert main(["--model", str(tmp_path), "--max_texts", "0"]) == 2
+    assert "--max_texts must be >= 1" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path / "nope"), "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nope" in err[0]
+
+
 # -- a real server ------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
