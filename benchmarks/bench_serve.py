@@ -192,11 +192,16 @@ def start_servers(systems: list[str], model: Path, args) -> dict[str, Server]:
             env = {"INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1",
                    "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}  # fmt: skip
             servers[name] = Server(name, cmd, port, "/rerank", env)
-    for name, s in list(servers.items()):
-        if not s.wait_ready():
-            print(f"{name}: could not start: {s.error}")
+    try:
+        for name, s in list(servers.items()):
+            if not s.wait_ready():
+                print(f"{name}: could not start: {s.error}")
+                s.stop()
+                del servers[name]
+    except BaseException:
+        for s in servers.values():
             s.stop()
-            del servers[name]
+        raise
     return servers
 
 
@@ -266,6 +271,8 @@ def main(argv=None) -> int:
     words = [len(t.split()) for r in requests for t in r["texts"]]
     print(f"requests: 1 query + {args.passages} passages of {min(words)}-{max(words)} words "
           f"(mean {np.mean(words):.0f}), SciFact text")  # fmt: skip
+    # a timeout's SIGTERM must still stop the servers (they run in sessions of their own)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     servers = start_servers(args.systems.split(","), model, args)
     figures: dict = {"systems": {}, "cpu": hardware.describe_cpu()}
     try:
