@@ -12,12 +12,14 @@ queue is full. Unknown fields are ignored (Cohere's clients send some).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import anyio
 import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -121,8 +123,6 @@ async def read_json(request: Request, limits: Limits):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ApiError(400, f"body is not valid UTF-8 (byte {e.start})", "body") from None
-    import json
-
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -214,8 +214,6 @@ class Server:
         batcher.on_batch = self.metrics.on_batch
 
     async def scores(self, query, texts, truncate, direction, max_tokens_per_text=None):
-        import anyio
-
         field = "texts" if max_tokens_per_text is None else "documents"
         try:
             pairs = await anyio.to_thread.run_sync(
