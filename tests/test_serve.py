@@ -1,0 +1,376 @@
+"""The /rerank server: a real server process on 127.0.0.1 and real HTTP (httpx).
+
+Unit tests drive the engine in process (pair layout and truncation, the batcher's bound); the
+``slow`` tests start ``python -m cross_encoder.serve`` on a free port and check both contracts,
+the scores ``cross_encoder.run --do_predict`` gives, 50 concurrent requests, a flood (429), every
+bad input of issue 23 and SIGTERM with a request in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("uvicorn")
+pytest.importorskip("starlette")
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = ["cat", "dog", "fox", "rabbit", "bird", "fish", "horse", "cow", "owl", "bee", "river"]
+
+
+def _text(rng: np.random.Generator, n: int) -> str:
+    return " ".join(rng.choice(WORDS, size=n))
+
+
+# -- in process ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def scorer(tiny_model_dir):
+    from cross_encoder.serve.engine import Scorer
+
+    return Scorer(str(tiny_model_dir), precision="fp32", max_len=32, threads=1)
+
+
+def test_pairs_use_the_predict_template(scorer):
+    from cross_encoder.serve.engine import InputTooLong
+
+    t = scorer.template
+    q, p = "cat dog fox", " ".join(WORDS * 3)  # 3 + 33 tokens
+    qi, pi = scorer.tokenize([q, p])
+    assert scorer.build_pairs(q, [p], truncate=True) == [t.build(qi, pi)]
+    (ids, types), = scorer.build_pairs(q, [p], truncate=True, direction="Left")  # fmt: skip
+    room = 32 - t.n_special - len(qi)
+    assert ids == t.prefix + qi + t.middle + pi[-room:] + t.suffix
+    assert len(ids) == len(types) == 32 and len(pi) == 33
+    with pytest.raises(InputTooLong) as e:
+        scorer.build_pairs(q, ["cat", p], truncate=False)
+    assert (e.value.index, e.value.n_tokens, e.value.max_len) == (1, 3 + 3 + 33, 32)
+    # Cohere's max_tokens_per_doc cuts the document before the pair is laid out
+    (ids, _), = scorer.build_pairs(q, [p], truncate=True, max_tokens_per_text=2)  # fmt: skip
+    assert ids == t.prefix + qi + t.middle + pi[:2] + t.suffix
+
+
+def test_batcher_pools_requests_and_bounds_its_queue(scorer):
+    from cross_encoder.serve.engine import Batcher, QueueFull
+
+    rng = np.random.default_rng(0)
+    requests = [
+        scorer.build_pairs(
+            _text(rng, 3), [_text(rng, int(n)) for n in rng.integers(1, 12, 7)], True
+        )
+        for _ in range(6)
+    ]
+    serial = [scorer.score(pairs) for pairs in requests]
+    batches = []
+
+    async def go():
+        b = Batcher(scorer.score, max_batch_tokens=256, max_wait_ms=50, max_queue_pairs=40)
+        b.on_batch = lambda n, tokens, s: batches.append((n, tokens))
+        await b.start()
+        try:
+            results = await asyncio.gather(*(b.submit(p) for p in requests), return_exceptions=True)
+        finally:
+            await b.stop()
+        return results
+
+    results = asyncio.run(go())
+    full = [r for r in results if isinstance(r, QueueFull)]
+    assert len(full) == 1 and full[0].retry_after >= 1  # 6 x 7 pairs > 40: the last waits
+    for got, want in zip(results[:5], serial[:5], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert all(tokens <= 256 for _, tokens in batches)  # the token budget holds
+    assert max(n for n, _ in batches) > 7  # pairs of several requests shared a batch
+
+
+def test_bad_flags_and_a_missing_model_stop_with_one_line(tmp_path, capsys):
+    from cross_encoder.serve import main
+
+    assert main(["--model", str(tmp_path), "--max_texts", "0"]) == 2
+    assert "--max_texts must be >= 1" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path / "nope"), "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nope" in err[0]
+
+
+# -- a real server ------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, model: Path, *args: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), *sys.path])}
+        cmd = [sys.executable, "-m", "cross_encoder.serve", "--model", str(model),
+               "--port", str(self.port), "--precision", "fp32", "--threads", "1",
+               *args]  # fmt: skip
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop())
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"server did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def post(self, path: str, **kw):
+        return httpx.post(self.url + path, timeout=60, **kw)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server(separating_model_dir):
+    s = ServerProcess(
+        separating_model_dir, "--max_len", "24", "--max_texts", "20", "--max_body_bytes", "16384"
+    )
+    yield s
+    assert s.stop() == 0
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+@pytest.mark.slow
+def test_tei_and_cohere_contracts(server):
+    texts = ["cat dog fox", "river lake", "owl bee cow horse", "city"]
+    raw = server.post("/rerank", json={"query": "cat fox", "texts": texts, "raw_scores": True})
+    assert raw.status_code == 200, raw.text
+    raw = raw.json()
+    assert sorted(r["index"] for r in raw) == [0, 1, 2, 3]
+    assert [r["score"] for r in raw] == sorted((r["score"] for r in raw), reverse=True)
+    by_index = {r["index"]: r["score"] for r in raw}
+    tei = server.post(
+        "/rerank", json={"query": "cat fox", "texts": texts, "return_text": True, "foo": 1}
+    ).json()
+    assert [r["index"] for r in tei] == [r["index"] for r in raw]
+    for r in tei:
+        assert r["text"] == texts[r["index"]]
+        assert r["score"] == pytest.approx(_sigmoid(by_index[r["index"]]), rel=1e-6)
+    docs = [texts[0], {"text": texts[1], "title": "x"}, texts[2], texts[3]]
+    for version in ("1", "2"):
+        body = {"model": "ours", "query": "cat fox", "documents": docs, "top_n": 2,
+                "return_documents": True, "rank_fields": ["text"], "unknown": {"a": 1}}  # fmt: skip
+        c = server.post(f"/v{version}/rerank", json=body)
+        assert c.status_code == 200, c.text
+        c = c.json()
+        assert c["meta"]["api_version"]["version"] == version
+        assert len(c["id"]) == 36 and len(c["results"]) == 2
+        for r, want in zip(c["results"], tei, strict=False):
+            assert r["index"] == want["index"]
+            assert r["relevance_score"] == pytest.approx(want["score"], rel=1e-6)
+            assert 0 <= r["relevance_score"] <= 1
+            assert r["document"] == {"text": texts[r["index"]]}
+    plain = server.post("/v2/rerank", json={"query": "cat fox", "documents": texts}).json()
+    assert len(plain["results"]) == 4 and "document" not in plain["results"][0]
+    info = httpx.get(server.url + "/info").json()
+    assert info["max_len"] == 24 and info["precision"] == "fp32" and info["backend"] == "torch"
+    assert "as asked" in info["precision_reason"]
+    metrics = httpx.get(server.url + "/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    for name in ('rerank_requests_total{endpoint="/rerank",status="200"}',
+                 "rerank_pairs_scored_total", "rerank_request_duration_seconds_bucket",
+                 "rerank_batch_pairs_bucket", "rerank_queue_pairs"):  # fmt: skip
+        assert name in metrics.text
+
+
+@pytest.mark.slow
+def test_same_scores_as_run_predict(server, separating_model_dir, tiny_data, tiny_preprocessed,
+                                    tmp_path):  # fmt: skip
+    """A dev ranking scored by ``cross_encoder.run --do_predict`` and through the server."""
+    from cross_encoder import run
+    from cross_encoder.io import read_scores
+    from cross_encoder.preprocess import passage_text
+
+    p = tiny_preprocessed
+    out = tmp_path / "scores.txt"
+    argv = ["--output_dir", str(tmp_path / "o"), "--model_name_or_path", str(separating_model_dir),
+            "--do_predict", "--precision", "fp32", "--max_len", "24",
+            "--corpus_file", str(p / "corpus"), "--test_query_file", str(p / "dev_query"),
+            "--test_file", str(tiny_data["test_file"]), "--prediction_save_path", str(out),
+            "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
+    assert run.main(argv) == 0
+    want = {(q, d): s for q, row in read_scores(out).items() for d, s in row.items()}
+    corpus = {}
+    for line in tiny_data["corpus"].read_text().splitlines():
+        pid, title, text = line.split("\t")
+        corpus[pid] = passage_text(title, text, "[SEP]", use_title=True)
+    queries = dict(line.split("\t") for line in tiny_data["dev_queries"].read_text().splitlines())
+    ranking: dict[str, list[str]] = {}
+    for line in tiny_data["test_file"].read_text().splitlines():
+        qid, pid = line.split("\t")[:2]
+        ranking.setdefault(qid, []).append(pid)
+    got = {}
+    for qid, pids in ranking.items():
+        body = {"query": queries[qid], "texts": [corpus[d] for d in pids], "raw_scores": True,
+                "truncate": True}  # fmt: skip
+        r = server.post("/rerank", json=body)
+        assert r.status_code == 200, r.text
+        for item in r.json():
+            got[(qid, pids[item["index"]])] = item["score"]
+    assert got.keys() == want.keys()
+    keys = sorted(want)
+    np.testing.assert_allclose(
+        [got[k] for k in keys], [want[k] for k in keys], rtol=1e-5, atol=1e-5
+    )
+    assert np.std(list(want.values())) > 0.05  # the model separates: a wrong layout would show
+
+
+@pytest.mark.slow
+def test_fifty_concurrent_requests_equal_serial_ones(server):
+    rng = np.random.default_rng(1)
+    bodies = [{"query": _text(rng, 3), "texts": [_text(rng, int(n)) for n in
+               rng.integers(1, 20, int(rng.integers(1, 20)))], "raw_scores": True,
+               "truncate": True} for _ in range(50)]  # fmt: skip
+    serial = [server.post("/rerank", json=b).json() for b in bodies]
+
+    async def go():
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            return await asyncio.gather(*(client.post("/rerank", json=b) for b in bodies))
+
+    concurrent = asyncio.run(go())
+    assert [r.status_code for r in concurrent] == [200] * 50
+    for c, s in zip(concurrent, serial, strict=True):
+        c = {r["index"]: r["score"] for r in c.json()}
+        s = {r["index"]: r["score"] for r in s}
+        assert c.keys() == s.keys()
+        np.testing.assert_allclose([c[i] for i in s], list(s.values()), rtol=1e-5, atol=1e-5)
+
+
+def _bad_inputs():
+    ok = {"query": "cat", "texts": ["dog"]}
+    j = "application/json"
+    long_text = " ".join(["cat"] * 40)
+    return [  # (path, body or bytes, content type, status, field)
+        ("/rerank", {"texts": ["dog"]}, j, 422, "query"),
+        ("/rerank", {"query": "  ", "texts": ["dog"]}, j, 422, "query"),
+        ("/rerank", {"query": 3, "texts": ["dog"]}, j, 422, "query"),
+        ("/rerank", {"query": "cat", "texts": []}, j, 422, "texts"),
+        ("/rerank", {"query": "cat"}, j, 422, "texts"),
+        ("/rerank", {"query": "cat", "texts": "dog"}, j, 422, "texts"),
+        ("/rerank", {"query": "cat", "texts": ["dog", None]}, j, 422, "texts[1]"),
+        ("/rerank", {"query": "cat", "texts": ["dog"] * 21}, j, 413, "texts"),
+        ("/rerank", {"query": "cat", "texts": ["dog", long_text]}, j, 413, "texts[1]"),
+        ("/rerank", {**ok, "raw_scores": "yes"}, j, 422, "raw_scores"),
+        ("/rerank", {**ok, "truncation_direction": "Up"}, j, 422, "truncation_direction"),
+        ("/rerank", ["cat"], j, 422, "body"),
+        ("/rerank", b'{"query": "cat", "texts": ["dog"', j, 400, "body"),
+        ("/rerank", b'{"query": "caf\xe9", "texts": ["dog"]}', j, 400, "body"),
+        ("/rerank", b'{"query": "cat", "texts": ["dog"]}', "text/plain", 415, "body"),
+        ("/rerank", b'{"query": "cat", "texts": ["dog"]}', None, 415, "body"),
+        ("/rerank", {"query": "cat", "texts": ["dog " * 5000]}, j, 413, "body"),
+        ("/v2/rerank", {"query": "cat", "documents": ["dog"], "top_n": 0}, j, 422, "top_n"),
+        ("/v2/rerank", {"query": "cat", "documents": ["dog"], "top_n": "2"}, j, 422, "top_n"),
+        ("/v1/rerank", {"query": "c", "documents": [{"title": "x"}]}, j, 422, "documents[0].text"),
+        ("/v2/rerank", {"query": "cat", "documents": [3]}, j, 422, "documents[0]"),
+        ("/v2/rerank", {"query": "cat", "documents": []}, j, 422, "documents"),
+        ("/v2/rerank", {"documents": ["dog"]}, j, 422, "query"),
+        ("/v2/rerank", {"query": "c", "documents": ["d"], "max_tokens_per_doc": 0}, j, 422,
+         "max_tokens_per_doc"),
+        ("/v2/rerank", {"query": "cat", "documents": ["d"], "model": 5}, j, 422, "model"),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_bad_input_gets_a_4xx_naming_the_field(server):
+    import json
+
+    for path, body, ctype, status, field in _bad_inputs():
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"content-type": ctype} if ctype else {}
+        r = server.post(path, content=content, headers=headers)
+        assert r.status_code == status, (path, body, r.status_code, r.text)
+        err = r.json()
+        assert err["field"] == field, (body, err)
+        assert err["error"] and err["message"] == err["error"] and err["error_type"]
+    assert httpx.get(server.url + "/rerank").status_code == 405
+    assert httpx.get(server.url + "/nope").json()["error"]
+    # a long text is fine with truncation (TEI) and always on Cohere's routes (they cut)
+    long_body = {"query": "cat", "texts": ["cat " * 40], "truncate": True}
+    assert server.post("/rerank", json=long_body).status_code == 200
+    assert (
+        server.post("/v2/rerank", json={"query": "c", "documents": ["cat " * 40]}).status_code
+        == 200
+    )
+    assert httpx.get(server.url + "/health").status_code == 200
+    assert server.proc.poll() is None
+    assert "Traceback" not in server.output()
+
+
+@pytest.mark.slow
+def test_flood_gets_429_and_the_server_stays_up(separating_model_dir):
+    s = ServerProcess(separating_model_dir, "--max_queue_pairs", "40", "--max_wait_ms", "200")
+    try:
+        body = {"query": "cat", "texts": ["dog fox owl"] * 32}
+
+        async def flood():
+            async with httpx.AsyncClient(base_url=s.url, timeout=60) as client:
+                return await asyncio.gather(*(client.post("/rerank", json=body) for _ in range(40)))
+
+        responses = asyncio.run(flood())
+        codes = [r.status_code for r in responses]
+        assert set(codes) == {200, 429}, codes
+        assert codes.count(429) >= 20
+        for r in responses:
+            if r.status_code == 429:
+                assert int(r.headers["retry-after"]) >= 1
+                assert r.json()["error_type"] == "Overloaded"
+        assert s.post("/rerank", json=body).status_code == 200
+        metrics = httpx.get(s.url + "/metrics").text
+        assert 'rerank_requests_total{endpoint="/rerank",status="429"}' in metrics
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_request_in_flight(separating_model_dir):
+    # a long max_wait keeps the request in the batcher while SIGTERM arrives
+    s = ServerProcess(separating_model_dir, "--max_wait_ms", "2000")
+    result = {}
+
+    def request():
+        result["r"] = s.post("/rerank", json={"query": "cat", "texts": ["dog", "cat fox"]})
+
+    t = threading.Thread(target=request)
+    t.start()
+    time.sleep(0.7)
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(60)
+    assert s.proc.wait(timeout=60) == 0, s.output()
+    assert result["r"].status_code == 200 and len(result["r"].json()) == 2
+    with pytest.raises(httpx.TransportError):
+        httpx.get(s.url + "/health", timeout=2)
+    s.stop()
