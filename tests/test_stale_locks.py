@@ -59,6 +59,7 @@ def test_dead_owner_on_this_host_is_removed(tmp_path):
     (tmp_path / "1.output.lock").write_text("c\n")  # another run's, unclaimed
     pid, ticks = _dead_pid()
     _record(tmp_path, names, pid=pid, start_ticks=ticks)
+    assert "gone: a run that is not --touch removes" in stale_locks.describe_holders(tmp_path)
     removed = stale_locks.remove_stale_locks(tmp_path)
     assert [o.pid for o in removed] == [pid]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1.output.lock"]
@@ -195,16 +196,27 @@ def test_live_run_keeps_its_lock_against_another_host(work):
 def test_dead_owner_on_this_host_is_removed_by_a_wrapped_run(work, wrapper):
     workdir, config = work
     _kill(_start(workdir, config))
-    before = _snapshot(workdir)
-
-    dry = _run(workdir, config, "-n", "eval", prefix=wrapper)  # a dry run never removes
-    assert "Removed the lock" not in dry.stderr and _snapshot(workdir) == before
-
     again = _run(workdir, config, TARGET, prefix=wrapper)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Removed the lock of an interrupted run" in again.stderr
     assert (workdir / TARGET).exists()
     assert not (workdir / ".snakemake" / "locks").exists()  # released on exit
+
+
+@pytest.mark.slow
+def test_modes_that_take_no_lock_leave_a_dead_owners_lock(work):
+    workdir, config = work
+    _kill(_start(workdir, config))
+    before = _snapshot(workdir)
+    for mode in (["-n"], ["--lint"], ["--report", "r.html"]):
+        proc = _run(workdir, config, *mode, TARGET)
+        assert "Removed the lock" not in proc.stderr, mode
+        assert _snapshot(workdir) == before, mode
+    touch = _run(workdir, config, "--touch", TARGET)  # takes the lock, but removes nothing
+    assert "Directory cannot be locked" in touch.stderr  # the dead lock covers TARGET
+    assert _snapshot(workdir) == before
+    assert "gone: a run that is not --touch removes this lock" in touch.stderr
+    assert not (workdir / TARGET).exists()
 
 
 @pytest.mark.slow

@@ -188,7 +188,9 @@ def describe_holders(locks_dir: Path | str) -> str:
         if not any((locks_dir / name).exists() for name in locks):
             continue
         where = f"snakemake pid {owner.pid} on host {owner.host} since {owner.since_text()}"
-        if same_machine(owner):
+        if is_gone(owner):  # only when this run did not remove it (--touch)
+            parts.append(f"{where}, gone: a run that is not --touch removes this lock")
+        elif same_machine(owner):
             parts.append(f"{where}, still running: wait for it or stop it")
         else:
             parts.append(
