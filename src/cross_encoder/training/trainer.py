@@ -17,6 +17,7 @@ import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 
 from cross_encoder.training.loss import grouped_softmax_loss
+from cross_encoder.training.preemption import StopOnSignal
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class CrossEncoderTrainer(Trainer):
         self.group_size = group_size
         self.temperature = temperature
         self.evaluator = evaluator
+        self.add_callback(StopOnSignal())  # SIGTERM/SIGUSR1: checkpoint, then Preempted
         if evaluator is not None:
             self.add_callback(EvaluateAtEpochEnd())
             patience = getattr(self.args, "early_stopping_patience", None)
