@@ -78,9 +78,9 @@ class StopOnSignal(TrainerCallback):
         if self.stopping:
             self.stopping = False
             self._restore()
-            name = signal.Signals(self.received).name if self.received else "a signal"
+            name = signal.Signals(self.received).name if self.received else "another rank's signal"
             raise Preempted(
-                f"stopped on {name} (another rank's if not this one's) after saving "
+                f"stopped on {name} after saving "
                 f"checkpoint-{state.global_step} in {args.output_dir}; run the same command "
                 "again to resume from it"
             )
