@@ -82,8 +82,15 @@ def test_sigterm_to_the_cli_mid_training_leaves_a_checkpoint_the_next_run_resume
     argv = _argv(tiny_model_dir, tiny_data, tiny_preprocessed, out)
     # slow steps (a pause after each, changing no numbers) leave time to signal mid-training
     cmd = [sys.executable, str(SLOW_RUN), "--pause", "0.3", *argv]
-    # HF prints the logged losses to stdout, the logging goes to stderr: read both
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # HF prints the logged losses to stdout (unbuffered: seen as they come), the logging
+    # goes to stderr: read both
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     seen = []
     deadline = time.monotonic() + 300
     for line in proc.stdout:  # wait for the second logged loss: training is under way
