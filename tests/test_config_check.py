@@ -59,3 +59,46 @@ def test_renamed_keys_still_work_with_a_warning(capsys):
     err = capsys.readouterr().err
     assert "preprocess.max_seq_length is now preprocess.max_len" in err
     assert "distill.max_length is now distill.max_len" in err
+
+
+@pytest.mark.parametrize("name", [".", "..", "data", "Data", "a/b", "../x", ""])
+def test_a_run_name_that_escapes_or_collapses_onto_results_dir_is_refused(name):
+    config = demo_config()
+    config["run_name"] = name
+    (line,) = problems(config, SCHEMA)
+    assert line.startswith(f"run_name: {name!r} is not a folder name of its own under results_dir")
+
+
+@pytest.mark.parametrize("name", ["default", "a..b", ".hidden", "data2", "run-1_v.2"])
+def test_ordinary_run_names_pass(name):
+    config = demo_config()
+    config["run_name"] = name
+    assert problems(config, SCHEMA) == []
+
+
+def test_a_beir_dataset_that_is_not_a_folder_name_is_refused():
+    config = demo_config()
+    config["data"]["beir"] = {"dataset": ".."}
+    (line,) = problems(config, SCHEMA)
+    assert line.startswith("data.beir.dataset: '..' is not a BEIR dataset name")
+
+
+@pytest.mark.slow
+def test_run_name_dot_dot_from_the_command_line_plans_nothing(tmp_path):
+    """``snakemake -n eval --config run_name=..`` used to plan results/../model (the project
+    root); now the config check stops it with its one line."""
+    import subprocess
+
+    from conftest import BIN, workflow_env
+
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
+         str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"), "-n", "eval",
+         "--config", "run_name=.."],
+        capture_output=True, text=True, env=workflow_env(), timeout=300,
+    )  # fmt: skip
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config error in" in text
+    assert "run_name: '..' is not a folder name of its own under results_dir" in text
+    assert "results/../" not in text and "Traceback" not in text

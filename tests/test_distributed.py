@@ -273,3 +273,60 @@ def test_optimizer_groups_reach_the_engine(
         assert set(got["groups"]) == set(want)
         for name, (lr, wd) in want.items():
             assert got["groups"][name] == pytest.approx([lr, wd], rel=1e-6), name
+
+
+def test_signal_to_one_rank_checkpoints_every_rank_then_the_rerun_resumes(
+    zero2_run, tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path
+):
+    """SIGUSR1 reaches rank 1 alone (as when a launcher forwards it to one process): both
+    ranks save the same step (ZeRO-2 shards and both RNG states) and stop; the rerun resumes
+    from that checkpoint to the uninterrupted run's scores."""
+    import signal
+
+    import psutil
+
+    out = tmp_path / "run"
+    args = train_args(tiny_model_dir, tiny_data, tiny_preprocessed, out)
+    marker = out / f"checkpoint-{SAVE_STEPS}" / "trainer_state.json"
+    log_path = tmp_path / "stopped.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            torchrun(2, str(SLOW_RUN), "--pause", "0.5") + args,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        try:
+            deadline = time.monotonic() + 150
+            while not marker.exists():
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint in time"
+                time.sleep(0.1)
+            (rank1,) = [
+                p
+                for p in psutil.Process(proc.pid).children(recursive=True)
+                if p.environ().get("RANK") == "1"
+            ]
+            rank1.send_signal(signal.SIGUSR1)
+            proc.wait(timeout=150)
+        finally:
+            if proc.poll() is None:
+                kill_tree(proc)
+    text = log_path.read_text()
+    assert proc.returncode != 0, text[-3000:]
+    assert "received SIGUSR1" in text and "stopped on another rank's signal" in text, text
+    assert text.count("run the same command again") == 2, text
+    steps = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    last = out / f"checkpoint-{steps[-1]}"
+    assert SAVE_STEPS < steps[-1] < TRAIN_STEPS, steps
+    assert (last / f"global_step{steps[-1]}").is_dir()
+    assert {p.name for p in last.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+    assert not (out / "scores.txt").exists()
+
+    log = check(torchrun(2, "-m", "cross_encoder.run") + args)
+    assert f"resuming from {last}" in log
+    pairs_a, a = read_scores(zero2_run[0] / "scores.txt")
+    pairs_b, b = read_scores(out / "scores.txt")
+    assert pairs_a == pairs_b
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from cross_encoder import modeling
     from cross_encoder.reranking.rerank import rerank_file
     from cross_encoder.training.dataset import PairTemplate
+    from cross_encoder.training.preemption import EXIT_PREEMPTED, Preempted
     from cross_encoder.training.trainer import NonFiniteLossError
 
     if training_args.per_device_eval_batch_size == 8:  # HF's default is far too small here
@@ -138,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except Preempted as e:  # a time limit or preemption: the next run resumes
+        logger.warning("%s", e)
+        _finish_distributed()
+        return EXIT_PREEMPTED
     _finish_distributed()
     return 0
 

@@ -29,27 +29,24 @@ check_config(
 validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
 
 
-def remove_stale_locks():
-    """A run killed with SIGKILL leaves Snakemake's directory lock behind; the next run
-    removes it when no other Snakemake process works here (cross_encoder.workflow.stale_locks).
-    Only the head process does this: job subprocesses and cluster jobs never lock."""
+def guard_locks():
+    """Snakemake's lock with an owner record: a run killed with SIGKILL leaves its lock
+    behind, and the next run that locks removes it when its owner was on this host and is
+    gone; a live or unverifiable owner's lock stays, and a refusal names it
+    (cross_encoder.workflow.stale_locks). Only the head process locks: job subprocesses and
+    cluster jobs run in other modes."""
     from snakemake_interface_executor_plugins.settings import ExecMode
 
-    if workflow.exec_mode != ExecMode.DEFAULT or "--nolock" in sys.argv:
+    if workflow.exec_mode != ExecMode.DEFAULT:
         return
     try:
-        from cross_encoder.workflow.stale_locks import remove_stale_locks as remove
+        from cross_encoder.workflow.stale_locks import install
     except ImportError:  # --sdm conda: the package lives in the rules' environment
         return
-    if remove(Path.cwd()):
-        print(
-            "Removed the lock of an interrupted run (no other Snakemake process works in"
-            f" {Path.cwd()}); incomplete outputs are rerun.",
-            file=sys.stderr,
-        )
+    install(workflow)
 
 
-remove_stale_locks()
+guard_locks()
 
 RUN = config["run_name"]
 OUT = Path(config["results_dir"]) / RUN

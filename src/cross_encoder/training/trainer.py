@@ -18,6 +18,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 
 from cross_encoder.training.loss import grouped_softmax_loss
 from cross_encoder.training.nonfinite import NonFiniteGuard, NonFiniteLossError
+from cross_encoder.training.preemption import StopOnSignal
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class CrossEncoderTrainer(Trainer):
         self.add_callback(self.nonfinite)
         # HF's filter reads the loss on the host every micro-step; the guard needs no sync
         self.args.logging_nan_inf_filter = False
+        self.add_callback(StopOnSignal())  # SIGTERM/SIGUSR1: checkpoint, then Preempted
         if evaluator is not None:
             self.add_callback(EvaluateAtEpochEnd())
             patience = getattr(self.args, "early_stopping_patience", None)

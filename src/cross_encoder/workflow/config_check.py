@@ -75,6 +75,9 @@ def problems(config: dict, schema: dict) -> list[str]:
     out = []
     for e in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         where = ".".join(str(p) for p in e.absolute_path) or "top level"
+        if e.validator == "pattern" and "x-pattern-means" in e.schema:
+            out.append(f"{where}: {e.instance!r} {e.schema['x-pattern-means']}")
+            continue
         if e.validator != "additionalProperties":
             out.append(f"{where}: {e.message}")
             continue
