@@ -46,6 +46,8 @@ def print_teacher_summary(paths, log):
         f"neg_file: {paths['negs']} (sample_neg_from_topk {found['sample_neg_from_topk']})",
         f"check: every one of the {found['pairs_checked']} pairs of {found['queries']}"
         " training queries has a score",
+        f"verified for: {found['verified_for']}",
+        f"RetroMAE bi-encoder flags: {found['retromae_flags']}",
     ]
     text = "\n".join(lines) + "\n"
     Path(log).write_text(text)
