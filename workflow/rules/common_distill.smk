@@ -46,9 +46,10 @@ def print_teacher_summary(paths, log):
         f"neg_file: {paths['negs']} (sample_neg_from_topk {found['sample_neg_from_topk']})",
         f"check: every one of the {found['pairs_checked']} pairs of {found['queries']}"
         " training queries has a score",
-        f"verified for: {found['verified_for']}",
-        f"RetroMAE bi-encoder flags: {found['retromae_flags']}",
     ]
+    if "verified_for" in found:  # check.json of earlier versions has not
+        lines.append(f"verified for: {found['verified_for']}")
+        lines.append(f"RetroMAE bi-encoder flags: {found['retromae_flags']}")
     text = "\n".join(lines) + "\n"
     Path(log).write_text(text)
     print(text)
