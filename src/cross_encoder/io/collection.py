@@ -39,7 +39,6 @@ ARROW_FILE = "data-00000-of-00001.arrow"
 INFO_FILE = "dataset_info.json"
 STATE_FILE = "state.json"
 PARQUET_FILE = "data.parquet"  # what versions before the datasets layout wrote
-DATA_FILE = PARQUET_FILE  # former name, kept for imports
 MAPPING_FILE = "mapping_id.txt"
 # The features as datasets 1.x records them (datasets >= 4 reads this form too).
 FEATURES = {
