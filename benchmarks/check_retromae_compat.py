@@ -61,7 +61,7 @@ RETROMAE_SIDE = textwrap.dedent(
         query_max_len=512, passage_max_len=512,
     )
     random.seed(0)
-    data = TrainDatasetForBiE(args, AutoTokenizer.from_pretrained(tokenizer))
+    data = TrainDatasetForBiE(args, AutoTokenizer.from_pretrained(tokenizer, use_fast=False))
     for i in range(len(data)):
         query, passages, teacher = data[i]
         result["groups"].append({
