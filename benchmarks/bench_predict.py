@@ -237,7 +237,7 @@ def make_workloads(args, tokenizer) -> tuple[list[Workload], Workload | None]:
 
 
 def prepare(w: Workload, tokenizer, root: Path) -> Workload:
-    """Tokenized Parquet folders (+ a test_file for ``cli``), as ``preprocess`` writes them."""
+    """Tokenized folders (+ a test_file for ``cli``), as ``preprocess`` writes them."""
     from cross_encoder.io.collection import CollectionWriter, TokenizedCollection
     from cross_encoder.preprocess import tokenize
     from cross_encoder.training.dataset import PairTemplate

@@ -10,7 +10,7 @@ passages average ~56), ``pid<TAB>text`` like MS MARCO's ``collection.tsv``. Ever
 written under the folder given on the command line (about 0.4 GB of text plus outputs for
 a million passages), never into the repository. Steps, as the workflow runs them:
 
-1. ``cross_encoder.preprocess`` (tokenize corpus + queries into Parquet);
+1. ``cross_encoder.preprocess`` (tokenize corpus + queries into tokenized folders);
 2. ``cross_encoder.first_stage.bm25`` building and saving the index (rule ``bm25_index``);
 3. ``cross_encoder.first_stage.bm25`` loading it and retrieving the top ``--depth`` for every query
    plus hard negatives (rule ``retrieve_bm25``).

@@ -1,4 +1,4 @@
-import pyarrow.parquet as pq
+import datasets
 import pytest
 from transformers import AutoTokenizer
 
@@ -13,12 +13,18 @@ def test_outputs_match_tokenizer(tiny_preprocessed, tiny_data, tiny_model_dir):
     first = next(cols for cols in lines if cols[1])  # a passage with a title
     expected = tok(f"{first[1]} [SEP] {first[2]}", add_special_tokens=False)["input_ids"][:32]
     assert corpus.tokens(first[0]) == expected
-    table = pq.read_table(tiny_preprocessed / "corpus" / "data.parquet")
-    assert table.column_names == ["id", "input_ids"]
     mapping = (tiny_preprocessed / "corpus" / "mapping_id.txt").read_text().splitlines()
     assert mapping[0] == f"{lines[0][0]}\t0"
-    for name in ("train_query", "dev_query"):
-        assert (tiny_preprocessed / name / "data.parquet").exists()
+    # RetroMAE's code loads every folder with datasets.load_from_disk: same rows, same order
+    for name in ("corpus", "train_query", "dev_query"):
+        ds = datasets.load_from_disk(str(tiny_preprocessed / name))
+        ours = TokenizedCollection.load(tiny_preprocessed / name)
+        assert ds.column_names == ["id", "input_ids"]
+        assert ds["id"] == ours.ids
+        assert ds["input_ids"] == [ours.tokens(i) for i in ours.ids]
+    assert datasets.load_from_disk(str(tiny_preprocessed / "corpus"))["id"] == [
+        cols[0] for cols in lines
+    ]
     qrels = (tiny_preprocessed / "train_qrels.txt").read_text().splitlines()
     raw = tiny_data["train_qrels"].read_text().splitlines()[0].split("\t")
     assert qrels[0] == f"{raw[0]}\t{raw[2]}"
@@ -64,7 +70,7 @@ def test_bad_corpus_fails_cleanly(tmp_path, tiny_model_dir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"error: {c}:2: duplicate passage id '1'"
     assert sum(line.startswith("error:") for line in err) == 1
-    assert not (tmp_path / "out" / "corpus" / "data.parquet").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_default_inputs(tmp_path, tiny_model_dir, capsys, monkeypatch):

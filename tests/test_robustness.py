@@ -142,7 +142,7 @@ def test_preprocess_killed_then_rerun_gives_same_bytes(
     print("preprocess killed mid-way:", killed)
     # What looks finished is finished: each output is absent or has its final bytes.
     reference = tree_bytes(big_preprocessed)
-    for name in ("corpus/data.parquet", "corpus/mapping_id.txt", "train_qrels.txt"):
+    for name in ("corpus/data-00000-of-00001.arrow", "corpus/state.json", "train_qrels.txt"):
         if (out / name).exists():
             assert (out / name).read_bytes() == reference[name], name
     assert preprocess.main(preprocess_argv(big_data, tiny_model_dir, out)) == 0

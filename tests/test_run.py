@@ -226,3 +226,80 @@ def test_deepspeed_json_with_an_optimizer_block_is_refused(tmp_path):
     bad.write_text(json.dumps(ds))
     with pytest.raises(ValueError, match='remove the "optimizer" block'):
         _cpu_args(tmp_path, "--deepspeed", str(bad))
+
+
+@pytest.mark.slow
+def test_trains_predicts_and_scores_teacher_pairs_from_a_retromae_folder(
+    tiny_model_dir, tiny_data, tmp_path, caplog
+):
+    """A folder RetroMAE's own preprocess wrote (datasets' save_to_disk, no
+    tokenizer_identity.json): run trains and predicts from it, with the legacy warning, and
+    the teacher-score command (predict on train_qrels.txt) works on it."""
+    from helpers.retromae import retromae_preprocess
+    from transformers import AutoTokenizer
+
+    from cross_encoder import io
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    f = retromae_preprocess(tok, tiny_data, tmp_path / "retromae", max_len=32, use_title=True)
+    out = tmp_path / "out"
+    argv = [
+        "--output_dir", str(out), "--model_name_or_path", str(tiny_model_dir), "--do_train",
+        "--corpus_file", str(f / "corpus"), "--train_query_file", str(f / "train_query"),
+        "--train_qrels", str(f / "train_qrels.txt"), "--neg_file", str(tiny_data["neg_file"]),
+        "--train_group_size", "4", "--max_len", "48", "--per_device_train_batch_size", "4",
+        "--max_steps", "2", "--save_strategy", "no", "--report_to", "none",
+        "--do_predict", "--test_query_file", str(f / "dev_query"),
+        "--test_file", str(tiny_data["test_file"]), "--prediction_topk", "12",
+        "--prediction_save_path", str(tmp_path / "dev_rerank_score.txt"),
+    ]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        assert run.main(argv) == 0
+    assert "no tokenizer_identity.json" in caplog.text and "RetroMAE" in caplog.text
+    ranking = list(io.iter_ranking(tiny_data["test_file"], depth=12))
+    scores = (tmp_path / "dev_rerank_score.txt").read_text().splitlines()
+    assert [s.split("\t")[:2] for s in scores] == [[r.qid, r.pid] for r in ranking]
+    teacher = [
+        "--output_dir", str(out), "--model_name_or_path", str(out), "--do_predict",
+        "--corpus_file", str(f / "corpus"), "--max_len", "48",
+        "--test_query_file", str(f / "train_query"), "--test_file", str(f / "train_qrels.txt"),
+        "--prediction_save_path", str(tmp_path / "train_qrels_score.txt"), "--report_to", "none",
+    ]  # fmt: skip
+    assert run.main(teacher) == 0
+    n = len((f / "train_qrels.txt").read_text().splitlines())
+    assert len(io.read_scores(tmp_path / "train_qrels_score.txt")) == n
+
+
+def test_predictions_are_the_same_from_every_folder_layout(tiny_model_dir, tiny_data, tmp_path):
+    """The same token ids in our folder, an earlier data.parquet folder and RetroMAE's
+    save_to_disk folder give the same scores, byte for byte."""
+    import pyarrow.parquet as pq
+    from helpers.retromae import retromae_preprocess
+    from transformers import AutoTokenizer
+
+    from cross_encoder import preprocess
+    from cross_encoder.io import collection
+
+    ours = tmp_path / "ours"
+    argv = ["--tokenizer_name", str(tiny_model_dir), "--max_seq_length", "32"]
+    argv += ["--output_dir", str(ours), "--corpus_file", str(tiny_data["corpus"])]
+    argv += ["--train_query_file", str(tiny_data["train_queries"])]
+    argv += ["--dev_query_file", str(tiny_data["dev_queries"])]
+    assert preprocess.main([*argv, "--train_qrels", str(tiny_data["train_qrels"])]) == 0
+    parquet = tmp_path / "parquet"
+    for name in ("corpus", "dev_query"):
+        (parquet / name).mkdir(parents=True)
+        table, _ = collection.read_table(ours / name)
+        pq.write_table(table, parquet / name / "data.parquet", compression="zstd")
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    theirs = retromae_preprocess(tok, tiny_data, tmp_path / "retromae", max_len=32)
+    outputs = []
+    for folder in (ours, parquet, theirs):
+        out = tmp_path / f"{folder.name}.scores.txt"
+        argv = ["--output_dir", str(tmp_path / "m"), "--model_name_or_path", str(tiny_model_dir)]
+        argv += ["--do_predict", "--corpus_file", str(folder / "corpus"), "--max_len", "48"]
+        argv += ["--test_query_file", str(folder / "dev_query")]
+        argv += ["--test_file", str(tiny_data["test_file"]), "--prediction_save_path", str(out)]
+        assert run.main([*argv, "--report_to", "none", "--precision", "fp32"]) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]

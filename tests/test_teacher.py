@@ -1,6 +1,7 @@
 """Teacher score files for RetroMAE's bi-encoder and the check that they cover every pair
 it can sample (a missing one is a KeyError there)."""
 
+import json
 import math
 from pathlib import Path
 
@@ -109,3 +110,69 @@ def test_check_cli_missing_positive_and_too_few_negatives(tmp_path, capsys):
     assert teacher.main(argv) == 0
     assert teacher.main([*argv, "--train_group_size", "4"]) == 2
     assert "offers 2 negatives" in capsys.readouterr().err
+
+
+def test_summary_names_the_depth_and_group_size_verified(tmp_path, caplog):
+    qs = write(tmp_path / "s.txt", "q1\tp1\t3.0\nq1\tn1\t1.0\nq1\tn2\t0.0\n")
+    qrels = write(tmp_path / "train_qrels.txt", "q1\tp1\n")
+    negs = write(tmp_path / "negs.tsv", "q1\tn1,n2\n")
+    report = tmp_path / "check.json"
+    argv = ["check", "--teacher_score_files", qs, "--train_qrels", qrels, "--neg_file", negs]
+    argv += ["--sample_neg_from_topk", "2", "--group_size", "3", "--report", str(report)]
+    with caplog.at_level("INFO"):
+        assert teacher.main(argv) == 0
+    found = json.loads(report.read_text())
+    assert (found["sample_neg_from_topk"], found["group_size"]) == (2, 3)
+    assert "top 2 of the neg_file, groups of 3" in found["verified_for"]
+    assert found["retromae_flags"].endswith("--sample_neg_from_topk 2 --train_group_size 3")
+    assert "groups of 3" in caplog.text and "--train_group_size 3" in caplog.text
+
+
+def test_retromae_bi_encoder_builds_groups_from_our_folders_and_teacher_files(
+    tmp_path, tiny_preprocessed, tiny_model_dir, tiny_data
+):
+    """The seed's last step, done when RetroMAE's bi-encoder data class (reproduced in
+    tests/helpers/retromae.py: datasets.load_from_disk + its file formats) builds training
+    groups from preprocess's folders and the teacher files `cross_encoder.run --do_predict`
+    writes, at the group size and depth the check verified."""
+    from helpers.retromae import BiEncoderGroups
+
+    from cross_encoder import run
+    from cross_encoder.io.collection import TokenizedCollection
+
+    p, topk, group = tiny_preprocessed, 5, 4
+    negs = io.read_neg_file(tiny_data["neg_file"])
+    ranking = tmp_path / "train.ranking.tsv"
+    io.write_ranking(
+        ranking, {q: [(n, 10.0 - r) for r, n in enumerate(ns)] for q, ns in negs.items()}
+    )
+    neg_file = tmp_path / "train.negs.tsv"
+    io.write_neg_file(neg_file, {q: ns[:topk] for q, ns in negs.items()})
+    scores = []
+    for name, pairs in [("qrels", p / "train_qrels.txt"), ("rerank", ranking)]:
+        out = tmp_path / f"train_{name}_score.txt"
+        argv = ["--output_dir", str(tmp_path / "m"), "--model_name_or_path", str(tiny_model_dir)]
+        argv += ["--do_predict", "--corpus_file", str(p / "corpus"), "--max_len", "48"]
+        argv += ["--test_query_file", str(p / "train_query"), "--test_file", str(pairs)]
+        argv += ["--prediction_save_path", str(out), "--prediction_topk", str(topk)]
+        assert run.main([*argv, "--report_to", "none"]) == 0
+        scores.append(str(out))
+    files = ",".join(scores)
+    check = ["check", "--teacher_score_files", files, "--train_qrels", str(p / "train_qrels.txt")]
+    check += ["--neg_file", str(neg_file), "--sample_neg_from_topk", str(topk)]
+    assert teacher.main([*check, "--group_size", str(group)]) == 0
+
+    groups = BiEncoderGroups(p, neg_file, files, group, topk)
+    queries = TokenizedCollection.load(p / "train_query")
+    corpus = TokenizedCollection.load(p / "corpus")
+    assert len(groups) == len((p / "train_qrels.txt").read_text().splitlines())
+    for i in range(len(groups)):
+        qid, query, passages, teacher_scores = groups[i]
+        assert query == queries.tokens(qid)
+        assert len(passages) == group and len(teacher_scores) == group
+        assert all(ids == corpus.tokens(pid) for pid, ids in passages)
+        assert all(math.isfinite(s) for s in teacher_scores)
+    # a larger group than verified: the check says no, and RetroMAE would draw unscored pairs
+    assert teacher.main([*check, "--group_size", str(topk + 2)]) == 2
+    with pytest.raises(KeyError):
+        BiEncoderGroups(p, neg_file, files, topk + 2, topk)[0]

@@ -145,3 +145,31 @@ def test_a_model_trained_with_titles_refuses_a_corpus_without(
     assert "use_title=True" in line and "use_title=False" in line
     assert "re-run preprocess without --use_title" in line
     assert not (tmp_path / "scores.tsv").exists()
+
+
+def test_folder_without_a_record_still_checks_the_vocabulary_range(
+    tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path, capsys, caplog
+):
+    """A RetroMAE-written folder has no record; token ids beyond the model's vocabulary
+    (tokenized with a larger one) are still a mismatch: one line, exit 2."""
+    import datasets
+
+    from cross_encoder.io.collection import TokenizedCollection
+
+    size = len(load_tokenizer(str(tiny_model_dir)))
+    old = shutil.copytree(tiny_preprocessed, tmp_path / "old")
+    corpus = TokenizedCollection.load(old / "corpus")
+    rows = [corpus.tokens(i) for i in corpus.ids]
+    rows[-1] = [*rows[-1][:-1], size + 7]
+    shutil.rmtree(old / "corpus")
+    datasets.Dataset.from_dict({"id": corpus.ids, "input_ids": rows}).save_to_disk(
+        str(old / "corpus")
+    )
+    (old / "corpus" / "mapping_id.txt").write_text(
+        "".join(f"{i}\t{r}\n" for r, i in enumerate(corpus.ids))
+    )
+    assert tokenizer_identity.max_token_id(old / "corpus") == size + 7
+    assert run.main(predict_argv(tiny_model_dir, tiny_data, old, tmp_path)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"holds token id {size + 7}, outside the {size} ids" in line
+    assert tokenizer_identity.FLAG in line and not (tmp_path / "scores.tsv").exists()

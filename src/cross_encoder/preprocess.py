@@ -1,14 +1,17 @@
-"""Tokenize the corpus, train and dev queries once, and write them as cached Parquet folders.
+"""Tokenize the corpus, train and dev queries once, into folders RetroMAE's code loads.
 
 RetroMAE's ``preprocess.py`` with the same flags::
 
     python -m cross_encoder.preprocess --tokenizer_name microsoft/deberta-v3-base \\
         --max_seq_length 150 --output_dir ./data/DebertaTokenizer_data --use_title
 
-Writes ``<output_dir>/{corpus,train_query,dev_query}/`` (``data.parquet`` with ``id`` and
-``input_ids``, ``mapping_id.txt``, and ``tokenizer_identity.json``: which tokenizer made the
-ids, see :mod:`cross_encoder.modeling.tokenizer_identity`) and ``<output_dir>/train_qrels.txt``
-(``qid\\tpid``).
+Writes ``<output_dir>/{corpus,train_query,dev_query}/`` and ``<output_dir>/train_qrels.txt``
+(``qid\\tpid``). Each folder is what RetroMAE's preprocess writes with ``datasets``'
+``save_to_disk`` (columns ``id`` and ``input_ids``, int32, in input order), which
+``datasets.load_from_disk`` loads, 1.18.3 as well as current versions
+(:mod:`cross_encoder.io.collection`), with ``mapping_id.txt``, plus
+``tokenizer_identity.json``: which tokenizer made the ids, see
+:mod:`cross_encoder.modeling.tokenizer_identity`.
 Text is tokenized with the fast tokenizer, without special tokens, truncated to
 ``max_seq_length``; with ``--use_title`` a passage is ``title [SEP] text``. The corpus is
 streamed in chunks, so memory stays flat whatever its size.

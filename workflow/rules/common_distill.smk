@@ -47,6 +47,9 @@ def print_teacher_summary(paths, log):
         f"check: every one of the {found['pairs_checked']} pairs of {found['queries']}"
         " training queries has a score",
     ]
+    if "verified_for" in found:  # check.json of earlier versions has not
+        lines.append(f"verified for: {found['verified_for']}")
+        lines.append(f"RetroMAE bi-encoder flags: {found['retromae_flags']}")
     text = "\n".join(lines) + "\n"
     Path(log).write_text(text)
     print(text)

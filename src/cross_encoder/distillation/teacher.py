@@ -13,8 +13,9 @@ module checks it beforehand:
         --train_qrels train_qrels.txt --neg_file train.negs.tsv \\
         --sample_neg_from_topk 30 --group_size 8
 
-Exit 0 when every pair has a score; exit 2 with one line naming the file, the first
-missing pair and the number missing otherwise.
+Exit 0 when every pair has a score (the log line and ``--report`` name the depth and group
+size verified, and the RetroMAE flags they stand for); exit 2 with one line naming the file,
+the first missing pair and the number missing otherwise.
 """
 
 from __future__ import annotations
@@ -192,7 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         args.group_size,
     )
     logger.info(
-        "teacher scores cover all %d pairs of %d training queries", cov.n_pairs, cov.n_queries
+        "teacher scores cover all %d pairs of %d training queries, verified for %s; "
+        "RetroMAE's bi-encoder: %s",
+        cov.n_pairs,
+        cov.n_queries,
+        verified_for(args.sample_neg_from_topk, args.group_size),
+        retromae_flags(
+            args.teacher_score_files, args.neg_file, args.sample_neg_from_topk, args.group_size
+        ),
     )
     if args.report:
         write_json(
@@ -201,10 +209,38 @@ def main(argv: list[str] | None = None) -> int:
                 "teacher_score_files": args.teacher_score_files.split(","),
                 "neg_file": args.neg_file,
                 "sample_neg_from_topk": args.sample_neg_from_topk,
+                "group_size": args.group_size,
+                "verified_for": verified_for(args.sample_neg_from_topk, args.group_size),
+                "retromae_flags": retromae_flags(
+                    args.teacher_score_files,
+                    args.neg_file,
+                    args.sample_neg_from_topk,
+                    args.group_size,
+                ),
                 **cov.summary(),
             },
         )
     return 0
+
+
+def verified_for(sample_neg_from_topk: int, group_size: int | None) -> str:
+    """What a passed check guarantees, in words: the depth and the group size it covered."""
+    depth = f"negatives drawn from the top {sample_neg_from_topk} of the neg_file"
+    if group_size is None:
+        return f"{depth}, any group size those negatives fill (group size not checked)"
+    return f"{depth}, groups of {group_size} (1 positive + {group_size - 1} negatives)"
+
+
+def retromae_flags(
+    score_files: str, neg_file: str, sample_neg_from_topk: int, group_size: int | None
+) -> str:
+    """The flags of RetroMAE's bi-encoder that this check covers: a larger
+    ``--train_group_size`` or ``--sample_neg_from_topk`` can draw pairs without a score."""
+    flags = f"--teacher_score_files {score_files} --neg_file {neg_file} "
+    flags += f"--sample_neg_from_topk {sample_neg_from_topk}"
+    if group_size is not None:
+        flags += f" --train_group_size {group_size}"
+    return flags
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ looks complete.
 Modules: :mod:`~cross_encoder.io.readers`, :mod:`~cross_encoder.io.writers`,
 :mod:`~cross_encoder.io.atomic` (``atomic_write`` for files, ``atomic_dir`` for every folder
 output), :mod:`~cross_encoder.io.cli` (``cli``, ``setup_logging``) and
-:mod:`~cross_encoder.io.collection` (the tokenized Parquet collections; imported on its own,
-as it needs pyarrow). Everything but the last is re-exported here.
+:mod:`~cross_encoder.io.collection` (the tokenized collections in ``datasets``' on-disk
+layout; imported on its own, as it needs pyarrow). Everything but the last is re-exported here.
 """
 
 from cross_encoder.io.atomic import atomic_dir, atomic_write, remove_stale_temps

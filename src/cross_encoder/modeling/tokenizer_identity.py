@@ -14,8 +14,9 @@ anything; teacher scores are ``cross_encoder.run --do_predict`` too, and
 Only what
 decides token ids counts (:data:`DECISIVE`): a copy of the same tokenizer at another path,
 or another ``max_seq_length``, is no mismatch. A mismatch is one line and exit 2, unless
-``--allow_tokenizer_mismatch`` (then a warning). Folders written before this record existed
-get one warning and are used as they are.
+``--allow_tokenizer_mismatch`` (then a warning). Folders without a record (written before
+this record existed, or by RetroMAE's own ``preprocess.py``) get one warning, and the one thing
+their token ids still tell is checked: none may be outside the model's vocabulary.
 
 The trained model folder carries the record of the corpus it was trained on, so predict also
 knows whether passages must be ``title [SEP] text`` (``use_title``).
@@ -91,13 +92,13 @@ def write(folder: PathLike, identity: Mapping[str, Any]) -> Path:
 
 
 def folder_of(path: PathLike) -> Path:
-    """The folder of a tokenized collection given as its folder or its ``data.parquet``."""
+    """The folder of a tokenized collection given as its folder or one of its data files."""
     p = Path(path)
     return p if p.is_dir() else p.parent
 
 
 def read(folder: PathLike) -> dict[str, Any] | None:
-    """The record of a tokenized folder (or its ``data.parquet``); None if it has none."""
+    """The record of a tokenized folder (or of its data file); None if it has none."""
     path = folder_of(folder) / IDENTITY_FILE
     if not path.exists():
         return None
@@ -137,15 +138,16 @@ def check(
 ) -> bool | None:
     """Compare ``folder``'s record with ``tokenizer`` (the model's, named ``model``).
 
-    Returns True when they agree, None when the folder has no record (nothing to compare),
+    Returns True when they agree, None when the folder has no record (then only that its
+    token ids are all below the tokenizer's size is checked, see :func:`max_token_id`),
     False on a mismatch allowed by ``allow_mismatch`` (logged as a warning); raises
     :class:`InputError` (one line, both named) on a mismatch otherwise. ``use_title``: what
     the model was trained with, if known; compared with the folder's when both are known.
     """
     recorded = read(folder)
-    if recorded is None:
-        return None
     current = current if current is not None else build(tokenizer)
+    if recorded is None:
+        return _check_range(folder, current, allow_mismatch, model)
     diff = differences(recorded, current)
     recorded_title = recorded.get("use_title")
     if use_title is not None and recorded_title is not None and recorded_title != use_title:
@@ -166,6 +168,41 @@ def check(
             f"{'differs' if len(diff) == 1 else 'differ'}); re-run preprocess with "
             f"--tokenizer_name {current.get('name_or_path')}, or pass {FLAG} if you mean it"
         )
+    if not allow_mismatch:
+        raise InputError(None, message)
+    logger.warning("%s given: %s", FLAG, message.split("; re-run")[0])
+    return False
+
+
+def max_token_id(folder: PathLike) -> int | None:
+    """The largest token id in a tokenized folder (None when it has none)."""
+    import pyarrow.compute as pc
+
+    from cross_encoder.io.collection import read_table
+
+    table, _ = read_table(folder)
+    values = pc.list_flatten(table.column("input_ids"))
+    top = pc.max(values).as_py() if len(values) else None
+    return None if top is None else int(top)
+
+
+def _check_range(
+    folder: PathLike, current: Mapping[str, Any], allow_mismatch: bool, model: str | None
+) -> bool | None:
+    """What a folder without a record can still tell: a token id at or above the size of the
+    model's vocabulary was made by another tokenizer. None when no id is out of range
+    (nothing more to compare), else as :func:`check` on a mismatch."""
+    top = max_token_id(folder)
+    size = current.get("vocab_size")
+    if top is None or size is None or top < size:
+        return None
+    model = model or current.get("name_or_path")
+    message = (
+        f"{folder} holds token id {top}, outside the {size} ids of the model {model}'s "
+        f"tokenizer {describe(current)}: it was tokenized with another tokenizer; re-run "
+        f"preprocess with --tokenizer_name {current.get('name_or_path')}, or pass {FLAG} if "
+        "you mean it"
+    )
     if not allow_mismatch:
         raise InputError(None, message)
     logger.warning("%s given: %s", FLAG, message.split("; re-run")[0])
@@ -198,8 +235,9 @@ def check_folders(
     legacy = [str(folders[f]) for f, r in results.items() if r is None]
     if legacy:
         logger.warning(
-            "%s: no %s (tokenized before tokenizer records existed): cannot check that the "
-            "model's tokenizer %s made these token ids; re-run preprocess to record it",
+            "%s: no %s (tokenized before tokenizer records existed, or by RetroMAE's "
+            "preprocess.py): cannot check that the model's tokenizer %s made these token ids "
+            "(only that they are within its vocabulary); re-run preprocess to record it",
             ", ".join(dict.fromkeys(legacy)),
             IDENTITY_FILE,
             describe(current),
