@@ -113,7 +113,11 @@ def rerank_file(model, data_args, training_args, template) -> None:
         data_args.test_query_id_file,
     )
     test_file = require_path(data_args.test_file, "--test_file", why)
+    start = time.perf_counter()
     qrows, prows = ranking_rows(test_file, data_args.prediction_topk, queries, corpus)
+    logger.info(
+        "read %d pairs from %s in %.1f s", len(qrows), test_file, time.perf_counter() - start
+    )
     shard = parse_shard(training_args.prediction_shard)
     chunk_pairs = training_args.prediction_chunk_pairs
     chunks = chunk_range(len(qrows), chunk_pairs, shard)
