@@ -126,8 +126,8 @@ def rerank_file(model, data_args, training_args, template) -> None:
         "scoring %d pairs from %s%s",
         n,
         test_file,
-        f" (shard {shard[0]} of {shard[1]}: chunks {chunks.start}-{chunks.stop - 1} of "
-        f"{len(qrows)} pairs)"
+        f" (shard {shard[0]} of {shard[1]}: {len(chunks)} chunks of {chunk_pairs} pairs, of "
+        f"{len(qrows)} pairs in all)"
         if shard[1] > 1
         else "",
     )
