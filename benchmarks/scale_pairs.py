@@ -176,7 +176,28 @@ def outside_forward(work: Path, model: Path, ranking: Path) -> dict:
     return result
 
 
+def pipeline_only(work: Path, model: Path, sizes: list[int], rankings: dict) -> dict:
+    """Each size through everything but the model (read, batch, pad, write; random scores),
+    in a process of its own under GNU time: the memory of the pipeline at sizes where the
+    tiny model's forward would take too long on the machine at hand."""
+    out = {}
+    print(f"{'pairs':>12} {'wall s':>8} {'peak RSS GB':>12} {'pairs/s':>9}  (no model)")
+    for n in sizes:
+        cmd = [sys.executable, __file__, str(work), "--_pipeline", str(rankings[n])]
+        r = timed(f"{n}", cmd, work / f"pipeline_{n}.log")
+        text = (work / f"pipeline_{n}.log").read_text()
+        r.update(json.loads(re.search(r"^PIPELINE (.*)$", text, re.M).group(1)))
+        out[n] = r
+        print(f"{n:>12,} {r['wall_s']:>8.1f} {r['peak_rss_gb']:>12.3f} {r['all_pairs_per_s']:>9,}")
+    return out
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[2] == "--_pipeline":  # the child of pipeline_only
+        work = Path(sys.argv[1])
+        result = outside_forward(work, work / "model", Path(sys.argv[3]))
+        print("PIPELINE " + json.dumps(result))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("workdir", type=Path, help="a scratch folder outside the repository")
     p.add_argument("--passages", type=int, default=1_000_000)
@@ -188,6 +209,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, default=8, help="the tiny model's hidden size")
     p.add_argument("--skip_outside", action="store_true", help="skip the outside-forward timing")
+    p.add_argument(
+        "--pipeline_only",
+        action="store_true",
+        help="each size through everything but the model's forward, in its own process",
+    )
     args = p.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     work = args.workdir
@@ -207,6 +233,12 @@ def main() -> None:
     rankings = {n: work / f"ranking_{n}.tsv" for n in sizes}
     print(f"generated in {time.perf_counter() - t:.0f} s")
     results: dict = {"sizes": {}}
+    if args.pipeline_only:
+        results["pipeline_only"] = pipeline_only(work, model, sizes, rankings)
+        out = work / f"pipeline_{'_'.join(map(str, sizes))}.json"
+        out.write_text(json.dumps(results, indent=2))
+        print(f"results: {out}")
+        return
     load = timed(
         "load collections",
         [
