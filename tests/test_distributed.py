@@ -149,6 +149,7 @@ def test_two_process_predict_equals_one_process(zero2_run, tiny_data, tiny_prepr
         torchrun(2, "-m", "cross_encoder.run")
         + common
         + predict_args(tiny_data, tiny_preprocessed, two)
+        + ["--prediction_chunk_pairs", "10"]  # 2 ranks, queries split across chunk borders
     )
     # both ranks scored a share (a process group was initialised), rank 0 alone wrote
     assert "predict (rank 0)" in log and "predict (rank 1)" in log

@@ -115,6 +115,7 @@ def test_run_backend_openvino_writes_scores_like_torch(
         argv = predict_argv(
             model_dir, tiny_data, tiny_preprocessed, ov_out, "--backend", "openvino"
         )
+        argv += ["--prediction_chunk_pairs", "5"]  # queries split across chunk borders
         assert run.main([*argv, *common]) == 0
     assert "predict precision: OpenVINO f32, fp32 score head" in caplog.text
     got, ref = read_scores(ov_out / "scores.tsv"), read_scores(torch_out / "scores.tsv")

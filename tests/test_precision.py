@@ -187,11 +187,11 @@ def test_cuda_oom_splits_the_batch(scoring, monkeypatch):
     real = predict._forward
     sizes = []
 
-    def small_gpu(model, template, batch, device, dtype=None):
-        sizes.append(len(batch))
-        if len(batch) > 8:
+    def small_gpu(model, builder, qrows, prows, device, dtype=None):
+        sizes.append(len(qrows))
+        if len(qrows) > 8:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(model, template, batch, device, dtype)
+        return real(model, builder, qrows, prows, device, dtype)
 
     monkeypatch.setattr(predict, "_forward", small_gpu)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)

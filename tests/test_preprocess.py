@@ -83,3 +83,38 @@ def test_missing_default_inputs(tmp_path, tiny_model_dir, capsys, monkeypatch):
 @pytest.mark.parametrize("use_title,expected", [(True, "T [SEP] x"), (False, "x")])
 def test_passage_text(use_title, expected):
     assert preprocess.passage_text("T", "x", "[SEP]", use_title) == expected
+
+
+def test_parts_tokenized_by_separate_jobs_equal_one_job(tmp_path, tiny_data, tiny_model_dir):
+    """The workflow's per-part jobs (corpus; train queries + qrels; each query set) write the
+    same folders as one preprocess run, byte for byte; train_qrels.txt is checked against the
+    corpus folder already there."""
+    base = ["--tokenizer_name", str(tiny_model_dir), "--max_seq_length", "32", "--use_title"]
+    raw = {
+        "--corpus_file": tiny_data["corpus"],
+        "--train_query_file": tiny_data["train_queries"],
+        "--dev_query_file": tiny_data["dev_queries"],
+    }
+    qrels = ["--train_qrels", str(tiny_data["train_qrels"])]
+
+    def run(out, *only):
+        argv = [*base, "--output_dir", str(out), *qrels]
+        for flag, path in raw.items():
+            argv += [flag, str(path) if flag in only else ""]
+        assert preprocess.main(argv) == 0
+
+    run(tmp_path / "one", *raw)
+    parts = tmp_path / "parts"
+    # the train part first: no corpus to check the qrels against
+    argv = [*base, "--output_dir", str(parts), *qrels, "--corpus_file", ""]
+    argv += ["--train_query_file", str(tiny_data["train_queries"]), "--dev_query_file", ""]
+    assert preprocess.main(argv) == 2
+    assert not parts.exists()
+    run(parts, "--corpus_file")
+    run(parts, "--train_query_file")
+    run(parts, "--dev_query_file")
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
+    assert files == sorted(p.relative_to(parts) for p in parts.rglob("*"))
+    for f in files:
+        if (tmp_path / "one" / f).is_file():
+            assert (tmp_path / "one" / f).read_bytes() == (parts / f).read_bytes(), f

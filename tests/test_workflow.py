@@ -1,6 +1,7 @@
 """The real Snakemake workflow on tiny data, in a temporary working directory."""
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -82,9 +83,10 @@ def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
     assert (out / "model" / "model.safetensors").exists()
     assert (out / "rerank" / "dev.scores.tsv").exists()
-    assert "SLURM_JOB_ID=none" in (out / "logs" / "preprocess.log").read_text()
+    assert "SLURM_JOB_ID=none" in (out / "logs" / "preprocess_corpus.log").read_text()
     # nothing is stale: only the table-printing target runs again
     assert planned_jobs(smk(work, tiny_config, "-n", "eval").stdout) == {"eval"}
+    check_split_plans(work, tmp_path, config)
     # the model as uploaded: a copy whose card carries this run's metrics
     card = (out / "hub_model" / "README.md").read_text()
     assert "## Evaluation" in card and "dev (" in card
@@ -100,6 +102,43 @@ def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
         "report_delta",
         "hub_model",
     }
+
+
+def check_split_plans(work, tmp_path, config):
+    """On the finished run: a new test split tokenizes, retrieves, reranks and evaluates only
+    that split (no re-tokenized corpus, no training); new train queries retrain."""
+    data = config["data"]
+    test_q, test_qrels = tmp_path / "test.query.txt", tmp_path / "qrels.test.tsv"
+    shutil.copyfile(data["dev_queries"], test_q)
+    shutil.copyfile(data["dev_qrels"], test_qrels)
+    with_test = {
+        **config,
+        "data": {**data, "test_queries": str(test_q), "test_qrels": str(test_qrels)},
+        "evaluate": {**config["evaluate"], "splits": ["dev", "test"]},
+    }
+    path = tmp_path / "with_test.yaml"
+    path.write_text(yaml.safe_dump(with_test))
+    plan = smk(work, path, "-n", "eval").stdout
+    assert planned_jobs(plan) == {
+        "preprocess_queries",
+        "retrieve_bm25",
+        "rerank",
+        "rerank_fusion",
+        "evaluate",
+        "report_metrics",
+        "report_delta",
+        "hub_model",
+        "eval",
+    }
+    # one job each for test (the report and card show every split)
+    assert "wildcards: split=dev" not in plan and plan.count("wildcards: split=test") >= 4
+    train_q = tmp_path / "train.query.txt"
+    shutil.copyfile(data["train_queries"], train_q)  # newer
+    new_train = {**config, "data": {**data, "train_queries": str(train_q)}}
+    path.write_text(yaml.safe_dump(new_train))
+    jobs = planned_jobs(smk(work, path, "-n", "eval").stdout)
+    assert {"preprocess_train", "train_cross_encoder", "rerank", "evaluate"} <= jobs
+    assert "preprocess_corpus" not in jobs and "preprocess_queries" not in jobs
 
 
 def test_config_typo_is_rejected(tmp_path, tiny_data, tiny_model_dir):

@@ -33,7 +33,8 @@ def test_data_dir_is_read_in_place(tmp_path):
     config = beir_config(tmp_path / "c.yaml")
     out = dry_run(tmp_path / "w", config, "--config", f"data_dir={data}")
     jobs = planned_jobs(out)
-    assert {"beir_split", "preprocess", "dense_index", "fuse_hybrid", "train_cross_encoder"} <= jobs
+    assert {"beir_split", "preprocess_corpus", "dense_index", "fuse_hybrid"} <= jobs
+    assert {"preprocess_train", "preprocess_queries", "train_cross_encoder"} <= jobs
     assert {"report_metrics", "report_delta", "report_loss"} <= jobs
     assert "download" not in jobs
     assert f"{data}/corpus.jsonl" in out  # the corpus is not copied

@@ -12,6 +12,10 @@ Writes ``<output_dir>/{corpus,train_query,dev_query}/`` and ``<output_dir>/train
 (:mod:`cross_encoder.io.collection`), with ``mapping_id.txt``, plus
 ``tokenizer_identity.json``: which tokenizer made the ids, see
 :mod:`cross_encoder.modeling.tokenizer_identity`.
+An empty ``--corpus_file``, ``--train_query_file`` or ``--dev_query_file`` leaves that part out
+(the workflow tokenizes the corpus, the train queries with their qrels, and each evaluation
+query set as jobs of their own); train_qrels.txt without the corpus checks the passage ids
+against the corpus folder already in ``--output_dir``.
 Text is tokenized with the fast tokenizer, without special tokens, truncated to
 ``max_seq_length``; with ``--use_title`` a passage is ``title [SEP] text``. The corpus is
 streamed in chunks, so memory stays flat whatever its size.
@@ -20,6 +24,7 @@ streamed in chunks, so memory stays flat whatever its size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -34,6 +39,7 @@ from cross_encoder.io import (
     iter_corpus,
     read_positives,
     read_queries,
+    remove_stale_temps,
     setup_logging,
     write_qrels_pairs,
 )
@@ -154,8 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output_dir", required=True)
     p.add_argument("--use_title", action="store_true", help="passage = title [SEP] text")
-    p.add_argument("--corpus_file", default="./data/corpus.tsv", help="TSV or BEIR jsonl")
-    p.add_argument("--train_query_file", default="./data/train.query.txt")
+    p.add_argument(
+        "--corpus_file", default="./data/corpus.tsv", help="TSV or BEIR jsonl; '' to skip"
+    )
+    p.add_argument(
+        "--train_query_file",
+        default="./data/train.query.txt",
+        help="'' to skip (and train_qrels.txt with it)",
+    )
     p.add_argument("--dev_query_file", default="./data/dev.query.txt", help="'' to skip")
     p.add_argument(
         "--train_qrels",
@@ -169,7 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-STAGE = ".preprocess.tmp"
+# The staging folder is .preprocess.<pid>.tmp: jobs tokenizing other parts may run at once.
+STAGE = "preprocess"
+
+
+def corpus_ids(folder: Path) -> set[str]:
+    """Passage ids of a tokenized corpus folder (its ``mapping_id.txt``)."""
+    from cross_encoder.io import iter_lines
+    from cross_encoder.io.collection import MAPPING_FILE
+
+    mapping = folder / MAPPING_FILE
+    if not mapping.exists():
+        raise InputError(
+            folder,
+            "no tokenized corpus here: train_qrels.txt checks its passage ids against it; "
+            "tokenize the corpus first (--corpus_file)",
+        )
+    return {line.split("\t", 1)[0] for _, line in iter_lines(mapping)}
 
 
 @cli
@@ -180,20 +208,27 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(None, "--max_len must be >= 1")
     if args.chunk_size < 1:
         raise InputError(None, "--chunk_size must be >= 1")
-    inputs = (args.corpus_file, args.train_query_file, args.train_qrels, args.dev_query_file)
-    for f in (*inputs, args.test_query_file):
+    train = bool(args.train_query_file)
+    inputs = (args.corpus_file, args.train_query_file, args.dev_query_file, args.test_query_file)
+    for f in (*inputs, args.train_qrels if train else ""):
         if f and not os.path.exists(f):
             raise InputError(f, "no such file")
     # Small inputs first: a wrong query or qrels file fails in seconds, not after the corpus.
-    query_files = {"train_query": args.train_query_file}
+    query_files = {}
+    if train:
+        query_files["train_query"] = args.train_query_file
     if args.dev_query_file:
         query_files["dev_query"] = args.dev_query_file
     if args.test_query_file:
         query_files["test_query"] = args.test_query_file
+    if not (args.corpus_file or query_files):
+        raise InputError(None, "nothing to tokenize: every input file is ''")
     queries = {name: read_queries(path) for name, path in query_files.items()}
-    pos = read_positives(args.train_qrels)
-    check_qrels_ids(args.train_qrels, pos, queries["train_query"])
-    pos = {q: p for q, p in pos.items() if q in queries["train_query"]}
+    pos = None
+    if train:
+        pos = read_positives(args.train_qrels)
+        check_qrels_ids(args.train_qrels, pos, queries["train_query"])
+        pos = {q: p for q, p in pos.items() if q in queries["train_query"]}
     tok = load_tokenizer(args.tokenizer_name, args.trust_remote_code)
     identity = tokenizer_identity.build(tok, args.tokenizer_name, args.max_len, args.use_title)
 
@@ -201,33 +236,44 @@ def main(argv: list[str] | None = None) -> int:
     # is complete: an error or a kill leaves no output that looks finished.
     out = Path(args.output_dir)
     created = not out.exists()
-    stage = out / STAGE
-    shutil.rmtree(stage, ignore_errors=True)  # left over by a killed run
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out / STAGE)  # left over by a killed run
+    stage = out / f".{STAGE}.{os.getpid()}.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
+    parts = [*query_files, *(["corpus"] if args.corpus_file else [])]
     try:
-        pids = tokenize_corpus(
-            args.corpus_file,
-            stage / "corpus",
-            tok,
-            args.max_len,
-            args.use_title,
-            args.chunk_size,
-        )
-        logger.info("corpus: %d passages", len(pids))
-        pid_set = set(pids)
-        del pids
-        check_qrels_pids(args.train_qrels, pos, pid_set)
-        pos = {q: [p for p in ps if p in pid_set] for q, ps in pos.items()}
-        pos = {q: ps for q, ps in pos.items() if ps}
-        del pid_set
+        if args.corpus_file:
+            pids = tokenize_corpus(
+                args.corpus_file,
+                stage / "corpus",
+                tok,
+                args.max_len,
+                args.use_title,
+                args.chunk_size,
+            )
+            logger.info("corpus: %d passages", len(pids))
+            pid_set = set(pids) if pos is not None else set()
+            del pids
+        elif pos is not None:
+            pid_set = corpus_ids(out / "corpus")
+        if pos is not None:
+            check_qrels_pids(args.train_qrels, pos, pid_set)
+            pos = {q: [p for p in ps if p in pid_set] for q, ps in pos.items()}
+            pos = {q: ps for q, ps in pos.items() if ps}
+            del pid_set
         for name, path in query_files.items():
             tokenize_queries(path, stage / name, tok, args.max_len, queries[name])
             logger.info("%s: %d queries", name, len(queries[name]))
-        for name in [*query_files, "corpus"]:
+        for name in parts:
             tokenizer_identity.write(stage / name, identity)
-        write_qrels_pairs(stage / "train_qrels.txt", pos)
-        logger.info("train qrels: %d queries, %d positives", len(pos), sum(map(len, pos.values())))
-        for name in [*query_files, "corpus", "train_qrels.txt"]:
+        if pos is not None:
+            write_qrels_pairs(stage / "train_qrels.txt", pos)
+            logger.info(
+                "train qrels: %d queries, %d positives", len(pos), sum(map(len, pos.values()))
+            )
+            parts.append("train_qrels.txt")
+        for name in parts:
             dst = out / name
             if dst.is_dir() and not dst.is_symlink():
                 shutil.rmtree(dst)
@@ -237,10 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: other jobs may be writing their parts here
         raise
     stage.rmdir()
-    logger.info("wrote %s", ", ".join(str(out / n) for n in [*query_files, "corpus"]))
+    logger.info("wrote %s", ", ".join(str(out / n) for n in parts))
     return 0
 
 

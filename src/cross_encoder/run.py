@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from cross_encoder.training.preemption import EXIT_PREEMPTED, Preempted
     from cross_encoder.training.trainer import NonFiniteLossError
 
-    if training_args.per_device_eval_batch_size == 8:  # HF's default is far too small here
-        training_args.per_device_eval_batch_size = 256
+    _pair_cap_from_eval_batch_size(argv, training_args)
     set_seed(training_args.seed)
     tokenizer = modeling.load_tokenizer(
         model_args.tokenizer_name or model_args.model_name_or_path, model_args.trust_remote_code
@@ -145,6 +144,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PREEMPTED
     _finish_distributed()
     return 0
+
+
+def _pair_cap_from_eval_batch_size(argv: list[str] | None, training_args) -> None:
+    """Predict batches follow --prediction_batch_tokens; HF's --per_device_eval_batch_size
+    (default 8, far too small here) is not used unless given explicitly, as the seed's
+    command lines do: then it caps a batch's pairs (--prediction_batch_pairs, unless set)."""
+    argv = sys.argv[1:] if argv is None else argv
+    flag = "--per_device_eval_batch_size"
+    given = any(a == flag or a.startswith(flag + "=") for a in argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        import json
+
+        with open(argv[0], encoding="utf-8") as f:
+            given = flag[2:] in json.load(f)
+    if given and training_args.prediction_batch_pairs == 0:
+        training_args.prediction_batch_pairs = training_args.per_device_eval_batch_size
+        logger.info(
+            "predict: at most %d pairs a batch (%s) within %d tokens (--prediction_batch_tokens)",
+            training_args.prediction_batch_pairs,
+            flag,
+            training_args.prediction_batch_tokens,
+        )
 
 
 def _quiet_non_main_rank() -> None:

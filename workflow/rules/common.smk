@@ -60,18 +60,9 @@ SELECT = TRAIN["selection"]
 METRIC = config["evaluate"]["metrics"][
     0
 ]  # what selection and fusion maximise by default
-# Splits whose queries are tokenized and reranked: the evaluated ones, plus dev when it
-# selects the checkpoint or tunes the fusion.
+# The split that tunes the fusion. Each split's queries are tokenized by a job of their own
+# (preprocess_queries), as the rules that rerank them ask for them.
 TUNE_SPLIT = "dev"
-QUERY_SPLITS = list(
-    dict.fromkeys(
-        [
-            *SPLITS,
-            *([SELECT["split"]] if SELECT["split"] else []),
-            *([TUNE_SPLIT] if FUSE["method"] == "auto" else []),
-        ]
-    )
-)
 # The rules' conda env (--sdm conda): torch's CPU build, or with train.use_gpu its CUDA
 # build and DeepSpeed (envs/cross_encoder_gpu.yaml).
 ENV = "../../envs/" + (
@@ -81,6 +72,19 @@ ENV = "../../envs/" + (
 
 wildcard_constraints:
     split="train|dev|test|pseudo",
+    scatteritem=r"\d+-of-\d+",
+
+
+# Big rankings are scored by several jobs (rerank.smk, teacher.smk), gathered in order.
+scattergather:
+    rerank=RERANK["shards"],
+    teacher=config["teacher"]["shards"],
+
+
+def shard_flag(wildcards) -> str:
+    """--prediction_shard of a shard job (its scatter item i-of-k), '' for a one-job rule."""
+    item = wildcards.get("scatteritem")
+    return f"--prediction_shard {item}" if item else ""
 
 
 def q(value) -> str:
@@ -231,12 +235,14 @@ def split_ranking(wildcards):
     return ranking_file(wildcards.split)
 
 
-def eval_query_flags(wildcards):
-    """preprocess's --dev_query_file and --test_query_file: the split's queries when it is
-    reranked, else '' (not tokenized)."""
-    return " ".join(
-        f"--{split}_query_file {q(query_file(split) if split in QUERY_SPLITS else '')}"
-        for split in ("dev", "test")
+def preprocess_flags():
+    """cross_encoder.preprocess settings shared by its per-part jobs (preprocess.smk)."""
+    return flags(
+        config["preprocess"],
+        "max_len",
+        optional=("use_title",),
+        tokenizer_name=tokenizer_name(),
+        trust_remote_code=TRAIN["trust_remote_code"],
     )
 
 
@@ -367,6 +373,8 @@ def predict_flags(prediction_topk, max_len):
         prediction_topk=prediction_topk,
         max_len=max_len,
         prediction_batch_tokens=RERANK["batch_tokens"],
+        prediction_batch_pairs=RERANK["batch_pairs"] or None,
+        prediction_chunk_pairs=RERANK["chunk_pairs"],
         trust_remote_code=TRAIN["trust_remote_code"],
         require_gpu=TRAIN["use_gpu"],
     )

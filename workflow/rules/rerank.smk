@@ -1,5 +1,10 @@
 # Rerank the top-k of each evaluation split's first-stage ranking. teacher_scores
-# (teacher.smk) is this rule applied to the train positives and the train ranking.
+# (teacher.smk) is this rule applied to the train positives and the train ranking. With
+# rerank.shards > 1 each split is scored by that many jobs (scattergather "rerank"), each
+# its share of the chunks (--prediction_shard i-of-k), and gather_rerank concatenates them
+# in order: the one-job file, byte for byte.
+RERANK_SHARDED = RERANK["shards"] > 1
+RERANK_SHARD = OUT / "rerank" / "shards" / "{split}.{scatteritem}.scores.tsv"
 
 
 rule rerank:
@@ -9,11 +14,23 @@ rule rerank:
         queries=OUT / "tokenized" / "{split}_query",
         ranking=split_ranking,
     output:
-        OUT / "rerank" / "{split}.scores.tsv",
+        temp(RERANK_SHARD) if RERANK_SHARDED else OUT / "rerank" / "{split}.scores.tsv",
     log:
-        OUT / "logs" / "rerank_{split}.log",
+        OUT
+        / "logs"
+        / (
+            "rerank_{split}.{scatteritem}.log"
+            if RERANK_SHARDED
+            else "rerank_{split}.log"
+        ),
     benchmark:
-        OUT / "benchmarks" / "rerank_{split}.tsv"
+        OUT
+        / "benchmarks"
+        / (
+            "rerank_{split}.{scatteritem}.tsv"
+            if RERANK_SHARDED
+            else "rerank_{split}.tsv"
+        )
     conda:
         ENV
     threads: job_threads(RERANK["nproc"])
@@ -25,14 +42,31 @@ rule rerank:
         launcher=torch_launcher(RERANK["nproc"]),
         workdir=str(OUT / "rerank" / "work_{split}"),
         args=predict_flags(RERANK["prediction_topk"], prediction_max_len()),
+        shard=shard_flag,
     shell:
         slurm_logged(
             f"{rank_threads(RERANK['nproc'])} {{params.launcher}} -m cross_encoder.run"
             " --model_name_or_path {input.model:q} --output_dir {params.workdir:q} --do_predict"
             " --corpus_file {input.corpus:q} --test_query_file {input.queries:q}"
             " --test_file {input.ranking:q} --prediction_save_path {output:q} {params.args}"
-            " --report_to none"
+            " {params.shard} --report_to none"
         )
+
+
+if RERANK_SHARDED:
+
+    rule gather_rerank:
+        input:
+            gather.rerank(str(RERANK_SHARD).replace("{split}", "{{split}}")),
+        output:
+            OUT / "rerank" / "{split}.scores.tsv",
+        log:
+            OUT / "logs" / "gather_rerank_{split}.log",
+        conda:
+            ENV
+        shell:
+            "python -m cross_encoder.reranking.shards --output {output:q} {input:q}"
+            " > {log:q} 2>&1"
 
 
 # The fusion of the cross-encoder with the first stage, chosen on dev

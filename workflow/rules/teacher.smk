@@ -15,6 +15,12 @@ use rule hard_negatives as teacher_negatives with:
         depth=teacher_topk(),
 
 
+# With teacher.shards > 1 the train ranking is scored by that many jobs (scattergather
+# "teacher"), gathered in order into the one-job file (below).
+TEACHER_SHARDED = TEACHER["shards"] > 1
+TEACHER_SHARD = TEACHER_DIR / "shards" / "train_rerank.{scatteritem}.txt"
+
+
 # The trained cross-encoder scores, as rerank does, every train positive (kind qrels: the
 # tokenized train qrels) and the top teacher_topk() of the train ranking (kind rerank),
 # at train.max_len; one job per score file. (use rule replaces a directive as a whole:
@@ -32,7 +38,7 @@ use rule rerank as teacher_scores with:
     benchmark:
         OUT / "benchmarks" / "teacher_scores_{kind}.tsv"
     wildcard_constraints:
-        kind="qrels|rerank",
+        kind="qrels" if TEACHER_SHARDED else "qrels|rerank",
     resources:
         mem_mb=8000,
         runtime=480,
@@ -40,6 +46,43 @@ use rule rerank as teacher_scores with:
     params:
         workdir=TEACHER_DIR / "work",
         args=teacher_predict_flags,
+
+
+if TEACHER_SHARDED:
+
+    # One shard of the train ranking's teacher scores (--prediction_shard i-of-k).
+    use rule rerank as teacher_shard with:
+        input:
+            model=OUT / "model",
+            corpus=OUT / "tokenized" / "corpus",
+            queries=OUT / "tokenized" / "train_query",
+            ranking=ranking_file("train"),
+        output:
+            temp(TEACHER_SHARD),
+        log:
+            OUT / "logs" / "teacher_scores_rerank.{scatteritem}.log",
+        benchmark:
+            OUT / "benchmarks" / "teacher_scores_rerank.{scatteritem}.tsv"
+        resources:
+            mem_mb=8000,
+            runtime=480,
+            gpu=RERANK["nproc"] if TRAIN["use_gpu"] else 0,
+        params:
+            workdir=TEACHER_DIR / "work",
+            args=predict_flags(teacher_topk(), TRAIN["max_len"]),
+
+    rule gather_teacher:
+        input:
+            gather.teacher(TEACHER_SHARD),
+        output:
+            teacher_files()["rerank_score"],
+        log:
+            OUT / "logs" / "gather_teacher.log",
+        conda:
+            ENV
+        shell:
+            "python -m cross_encoder.reranking.shards --output {output:q} {input:q}"
+            " > {log:q} 2>&1"
 
 
 rule check_teacher_scores:

@@ -22,10 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from cross_encoder.io.collection import TokenizedCollection
-from cross_encoder.reranking.predict import _score_head, make_batches
+from cross_encoder.reranking.predict import PairBuilder, _score_head, pair_rows, score_chunks
 from cross_encoder.training.dataset import PairTemplate
 
 logger = logging.getLogger(__name__)
@@ -167,6 +166,11 @@ def compile_model(
     return scorer
 
 
+def batch_scorer(scorer: OpenVINOScorer, builder: PairBuilder):
+    """``score_batch`` for :func:`cross_encoder.reranking.predict.score_chunks`."""
+    return lambda qrows, prows: scorer(builder.pad(qrows, prows))
+
+
 def score_pairs(
     scorer: OpenVINOScorer,
     template: PairTemplate,
@@ -174,18 +178,27 @@ def score_pairs(
     corpus: TokenizedCollection,
     pairs: Sequence[tuple[str, str]],
     max_tokens: int = 16384,
-    max_pairs: int = 512,
+    max_pairs: int = 0,
     progress: bool = True,
+    chunk_pairs: int | None = None,
 ) -> np.ndarray:
     """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32: the batches of
-    :func:`cross_encoder.reranking.predict.score_pairs` (length-sorted under a token budget), one
-    process."""
-    built = [template.build(queries.tokens(q), corpus.tokens(p)) for q, p in pairs]
-    batches = make_batches([len(ids) for ids, _ in built], max_tokens, max_pairs)
+    :func:`cross_encoder.reranking.predict.score_pairs` (length-sorted under a token budget,
+    chunk by chunk), one process."""
+    queries, qrows = pair_rows(queries, [q for q, _ in pairs])
+    corpus, prows = pair_rows(corpus, [p for _, p in pairs])
+    builder = PairBuilder(template, queries, corpus)
     out = np.empty(len(pairs), dtype=np.float32)
-    bar = tqdm(total=len(pairs), desc="predict (openvino)", unit=" pairs", disable=not progress)
-    with bar:
-        for b in batches:
-            out[b] = scorer(template.pad([built[i] for i in b]))
-            bar.update(len(b))
+    for lo, sc in score_chunks(
+        batch_scorer(scorer, builder),
+        builder,
+        qrows,
+        prows,
+        max_tokens,
+        max_pairs,
+        chunk_pairs or max(1, len(pairs)),
+        progress=progress,
+        desc="predict (openvino)",
+    ):
+        out[lo : lo + len(sc)] = sc
     return out

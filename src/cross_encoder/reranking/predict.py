@@ -1,13 +1,17 @@
-"""Score query-passage pairs fast: pre-tokenized inputs, length-sorted batches under a
-token budget, ``inference_mode``, sharded across ``torchrun`` ranks and gathered in input
-order; bf16 weights on a CPU where that is fast, autocast on a GPU, the score head in float32
-either way. On CUDA out-of-memory a batch is split and retried instead of failing the run."""
+"""Score query-passage pairs fast and in bounded memory: a ranking is two int32 arrays of row
+indices into the tokenized collections (8 bytes a pair), scored chunk by chunk (length-sorted
+batches under a token budget within each chunk, each batch padded straight from the
+collections' flat token arrays), ``inference_mode``, sharded across ``torchrun`` ranks and
+gathered per chunk in input order; bf16 weights on a CPU where that is fast, autocast on a GPU,
+the score head in float32 either way. On CUDA out-of-memory a batch is split and retried
+instead of failing the run."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,16 +23,25 @@ from cross_encoder.training.dataset import PairTemplate
 
 logger = logging.getLogger(__name__)
 
+# Pairs per chunk when scoring a ranking: the length sort, the scores kept before writing and
+# the gather across ranks cover one chunk at a time (16 bytes a pair), so memory does not grow
+# with the ranking. A ranking of at most this many pairs is one chunk: the batches of the
+# one-shot scoring, byte for byte.
+CHUNK_PAIRS = 1_000_000
 
-def make_batches(lengths: Sequence[int], max_tokens: int, max_pairs: int) -> list[np.ndarray]:
-    """Group indices, longest first, so that ``len(batch) * longest <= max_tokens``."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
+
+def make_batches(lengths: Sequence[int], max_tokens: int, max_pairs: int = 0) -> list[np.ndarray]:
+    """Group indices, longest first, so that ``len(batch) * longest <= max_tokens`` and, when
+    ``max_pairs`` > 0, ``len(batch) <= max_pairs`` (a batch holds at least one pair)."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    cap = max_pairs if max_pairs > 0 else len(order)
     batches: list[np.ndarray] = []
     start = 0
     n = len(order)
     while start < n:
-        width = lengths[order[start]]
-        size = max(1, min(max_pairs, max_tokens // max(1, width)))
+        width = int(lengths[order[start]])
+        size = max(1, min(cap, max_tokens // max(1, width)))
         batches.append(order[start : start + size])
         start += size
     return batches
@@ -40,30 +53,250 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class PairBuilder:
+    """Model inputs of pairs given as row indices into two tokenized collections, built with
+    numpy from the collections' flat token arrays: the same ids and token types as
+    :meth:`PairTemplate.build` + :meth:`PairTemplate.pad`, without a Python list per pair."""
+
+    def __init__(self, template: PairTemplate, queries, corpus):
+        self.template = template
+        self.q_offsets, self.q_values = queries.offsets, queries.values
+        self.p_offsets, self.p_values = corpus.offsets, corpus.values
+        self.q_lens = np.diff(queries.offsets)
+        self.p_lens = np.diff(corpus.offsets)
+        t = template
+        self.n_prefix, self.n_middle = len(t.prefix), len(t.middle)
+
+    def parts(self, qrows: np.ndarray, prows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens of each pair's query and passage after truncation (as ``build`` does)."""
+        t = self.template
+        qlen = np.minimum(self.q_lens[qrows], t.max_query_len)
+        room = np.maximum(t.max_len - t.n_special - qlen, 0)
+        plen = np.minimum(self.p_lens[prows], room)
+        return qlen, plen
+
+    def lengths(self, qrows: np.ndarray, prows: np.ndarray) -> np.ndarray:
+        qlen, plen = self.parts(qrows, prows)
+        return (qlen + plen + self.template.n_special).astype(np.int32)
+
+    def pad(self, qrows: np.ndarray, prows: np.ndarray) -> dict[str, torch.Tensor]:
+        """``template.pad([template.build(q, p) ...])`` for these rows."""
+        t = self.template
+        qlen, plen = self.parts(qrows, prows)
+        lens = qlen + plen + t.n_special
+        n, width = len(qrows), int(lens.max())
+        col = np.arange(width)[None, :]
+        q_end = self.n_prefix + qlen[:, None]  # first column after the query
+        p_start = q_end + self.n_middle
+        p_end = p_start + plen[:, None]
+        input_ids = np.full((n, width), t.pad_id, dtype=np.int64)
+        types = np.zeros((n, width), dtype=np.int64) if t.uses_token_types else None
+        in_q = (col >= self.n_prefix) & (col < q_end)
+        in_p = (col >= p_start) & (col < p_end)
+        q_src = self.q_offsets[qrows][:, None] + (col - self.n_prefix)
+        p_src = self.p_offsets[prows][:, None] + (col - p_start)
+        input_ids[in_q] = self.q_values[q_src[in_q]]
+        input_ids[in_p] = self.p_values[p_src[in_p]]
+        if types is not None:
+            types[in_q] = t.type_a
+            types[in_p] = t.type_b
+        # the special tokens: prefix at 0, middle after the query, suffix after the passage
+        rows = np.arange(n)[:, None]
+        for ids, tts, start in (
+            (t.prefix, t.types_prefix, np.zeros((n, 1), dtype=np.int64)),
+            (t.middle, t.types_middle, q_end),
+            (t.suffix, t.types_suffix, p_end),
+        ):
+            if not ids:
+                continue
+            cols = start + np.arange(len(ids))[None, :]
+            input_ids[rows, cols] = np.asarray(ids, dtype=np.int64)[None, :]
+            if types is not None:
+                types[rows, cols] = np.asarray(tts, dtype=np.int64)[None, :]
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy((col < lens[:, None]).astype(np.int64)),
+        }
+        if types is not None:
+            batch["token_type_ids"] = torch.from_numpy(types)
+        return batch
+
+
 @torch.inference_mode()
-def _forward(model, template: PairTemplate, pairs, device, dtype=None) -> torch.Tensor:
-    batch = {k: v.to(device, non_blocking=True) for k, v in template.pad(pairs).items()}
+def _forward(model, builder: PairBuilder, qrows, prows, device, dtype=None) -> torch.Tensor:
+    batch = {k: v.to(device, non_blocking=True) for k, v in builder.pad(qrows, prows).items()}
     device_type = torch.device(device).type
     with torch.autocast(device_type=device_type, dtype=dtype, enabled=dtype is not None):
         logits = model(**batch).logits
-    return logits.float().reshape(len(pairs), -1)[:, 0].cpu()
+    return logits.float().reshape(len(qrows), -1)[:, 0].cpu()
 
 
-def _score_batch(model, template, pairs, device, dtype=None) -> torch.Tensor:
+def _score_batch(model, builder, qrows, prows, device, dtype=None) -> torch.Tensor:
     try:
-        return _forward(model, template, pairs, device, dtype)
+        return _forward(model, builder, qrows, prows, device, dtype)
     except torch.cuda.OutOfMemoryError:
-        if len(pairs) == 1:
+        if len(qrows) == 1:
             raise
         torch.cuda.empty_cache()
-        half = len(pairs) // 2
-        logger.warning("CUDA out of memory on %d pairs: splitting the batch", len(pairs))
+        half = len(qrows) // 2
+        logger.warning("CUDA out of memory on %d pairs: splitting the batch", len(qrows))
         return torch.cat(
             [
-                _score_batch(model, template, pairs[:half], device, dtype),
-                _score_batch(model, template, pairs[half:], device, dtype),
+                _score_batch(model, builder, qrows[:half], prows[:half], device, dtype),
+                _score_batch(model, builder, qrows[half:], prows[half:], device, dtype),
             ]
         )
+
+
+def chunk_range(n_pairs: int, chunk_pairs: int, shard: tuple[int, int] = (1, 1)) -> range:
+    """The chunks (indices) that shard ``i`` of ``k`` (1-based) scores: a contiguous share of
+    the ``ceil(n_pairs / chunk_pairs)`` chunks, so that the shards' outputs, concatenated in
+    order, are the one-job output byte for byte."""
+    i, k = shard
+    n_chunks = math.ceil(n_pairs / max(1, chunk_pairs))
+    return range((i - 1) * n_chunks // k, i * n_chunks // k)
+
+
+def score_chunks(
+    score_batch: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    builder: PairBuilder,
+    qrows: np.ndarray,
+    prows: np.ndarray,
+    max_tokens: int = 16384,
+    max_pairs: int = 0,
+    chunk_pairs: int = CHUNK_PAIRS,
+    chunks: range | None = None,
+    progress: bool = True,
+    desc: str = "predict",
+) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Score the pairs ``(qrows[i], prows[i])`` chunk by chunk: yields ``(start, scores)``
+    per chunk in input order (float32; ``None`` on ranks other than 0 under
+    ``torch.distributed``, where every rank scores its share of each chunk's batches).
+
+    ``score_batch(qrows, prows)`` scores one batch (float32 numpy); ``max_pairs`` 0: the token
+    budget alone sizes a batch. ``chunks``: which chunks (default all; :func:`chunk_range`).
+    """
+    rank, world = _world()
+    n = len(qrows)
+    chunk_pairs = max(1, chunk_pairs)
+    chunks = range(math.ceil(n / chunk_pairs)) if chunks is None else chunks
+    total = sum(min(n, (c + 1) * chunk_pairs) - c * chunk_pairs for c in chunks)
+    bar = tqdm(
+        total=total,
+        desc=f"{desc} (rank {rank})" if world > 1 else desc,
+        unit=" pairs",
+        disable=not progress,
+        mininterval=2,
+    )
+    with bar:
+        for c in chunks:
+            lo, hi = c * chunk_pairs, min(n, (c + 1) * chunk_pairs)
+            qr, pr = qrows[lo:hi], prows[lo:hi]
+            cap = max_pairs
+            if world > 1:  # small chunks: cap batches so that every rank gets a share
+                share = -(-(hi - lo) // world)
+                cap = min(cap, share) if cap > 0 else share
+            batches = make_batches(builder.lengths(qr, pr), max_tokens, cap)[rank::world]
+            idx_parts: list[np.ndarray] = []
+            score_parts: list[np.ndarray] = []
+            for b in batches:
+                score_parts.append(np.asarray(score_batch(qr[b], pr[b]), dtype=np.float32))
+                idx_parts.append(b)
+                bar.update(len(b))
+            idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
+            sc = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
+            if world > 1:
+                gathered: list = [None] * world if rank == 0 else None
+                dist.gather_object((idx, sc), gathered, dst=0)
+                if rank != 0:
+                    yield lo, None
+                    continue
+                idx = np.concatenate([g[0] for g in gathered])
+                sc = np.concatenate([g[1] for g in gathered])
+            if len(idx) != hi - lo or len(np.unique(idx)) != hi - lo:
+                raise RuntimeError("prediction lost pairs while gathering across ranks")
+            out = np.empty(hi - lo, dtype=np.float32)
+            out[idx] = sc
+            yield lo, out
+
+
+def torch_scorer(
+    model, builder: PairBuilder, device="cpu", autocast_dtype: torch.dtype | None = None
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``score_batch`` for :func:`score_chunks`: the torch model (call it inside
+    :func:`fp32_score_head` and after ``model.eval()``)."""
+
+    def score(qrows: np.ndarray, prows: np.ndarray) -> np.ndarray:
+        return _score_batch(model, builder, qrows, prows, device, autocast_dtype).numpy()
+
+    return score
+
+
+class _Flat:
+    """The flat token arrays of the collection entries ``keys`` (for :func:`score_pairs`
+    given collections that only have ``tokens(key)``)."""
+
+    def __init__(self, coll, keys: Sequence[str]):
+        self.row: Mapping[str, int] = {k: r for r, k in enumerate(dict.fromkeys(keys))}
+        toks = [np.asarray(coll.tokens(k), dtype=np.int32) for k in self.row]
+        self.offsets = np.zeros(len(toks) + 1, dtype=np.int64)
+        self.offsets[1:] = np.cumsum([len(t) for t in toks])
+        self.values = np.concatenate(toks) if toks else np.zeros(0, dtype=np.int32)
+
+
+def pair_rows(coll, keys: Sequence[str]):
+    """``(collection with flat arrays, int32 rows of keys)``: the collection itself when it
+    is a :class:`TokenizedCollection`, else a flat copy of the entries used."""
+    if not isinstance(coll, TokenizedCollection):
+        coll = _Flat(coll, keys)
+    return coll, np.fromiter((coll.row[k] for k in keys), dtype=np.int32, count=len(keys))
+
+
+def score_pairs(
+    model,
+    template: PairTemplate,
+    queries: TokenizedCollection,
+    corpus: TokenizedCollection,
+    pairs: Sequence[tuple[str, str]],
+    max_tokens: int = 16384,
+    max_pairs: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    autocast_dtype: torch.dtype | None = None,
+    chunk_pairs: int | None = None,
+) -> np.ndarray | None:
+    """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32.
+
+    ``autocast_dtype`` (bf16/fp16) runs the encoder under autocast (the GPU path); a model
+    cast with :func:`cast_for_inference` runs in its own dtype (the CPU path). The score
+    head always runs in float32. ``max_pairs`` caps the pairs of a batch (0: the token budget
+    alone); ``chunk_pairs`` (default: all pairs in one chunk) as in :func:`score_chunks`.
+
+    Under ``torch.distributed`` every rank scores its share of the batches; rank 0 returns
+    all scores, the other ranks return ``None``.
+    """
+    queries, qrows = pair_rows(queries, [q for q, _ in pairs])
+    corpus, prows = pair_rows(corpus, [p for _, p in pairs])
+    builder = PairBuilder(template, queries, corpus)
+    model.eval()
+    out = np.empty(len(pairs), dtype=np.float32)
+    with fp32_score_head(model):
+        for lo, sc in score_chunks(
+            torch_scorer(model, builder, device, autocast_dtype),
+            builder,
+            qrows,
+            prows,
+            max_tokens,
+            max_pairs,
+            chunk_pairs or max(1, len(pairs)),
+            progress=progress,
+        ):
+            if sc is None:
+                continue
+            out[lo : lo + len(sc)] = sc
+    if _world()[0] != 0:
+        return None
+    return out
 
 
 def _score_head(model) -> torch.nn.Linear | None:
@@ -104,63 +337,3 @@ def cast_for_inference(model, dtype: torch.dtype):
     if head is not None:
         head.to(torch.float32)
     return model
-
-
-def score_pairs(
-    model,
-    template: PairTemplate,
-    queries: TokenizedCollection,
-    corpus: TokenizedCollection,
-    pairs: Sequence[tuple[str, str]],
-    max_tokens: int = 16384,
-    max_pairs: int = 512,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    autocast_dtype: torch.dtype | None = None,
-) -> np.ndarray | None:
-    """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32.
-
-    ``autocast_dtype`` (bf16/fp16) runs the encoder under autocast (the GPU path); a model
-    cast with :func:`cast_for_inference` runs in its own dtype (the CPU path). The score
-    head always runs in float32.
-
-    Under ``torch.distributed`` every rank scores its share of the batches; rank 0 returns
-    all scores, the other ranks return ``None``.
-    """
-    rank, world = _world()
-    built = [template.build(queries.tokens(q), corpus.tokens(p)) for q, p in pairs]
-    lengths = [len(ids) for ids, _ in built]
-    if world > 1:  # small inputs: cap batches so that every rank gets a share
-        max_pairs = max(1, min(max_pairs, -(-len(pairs) // world)))
-    batches = make_batches(lengths, max_tokens, max_pairs)[rank::world]
-    model.eval()
-    idx_parts: list[np.ndarray] = []
-    score_parts: list[np.ndarray] = []
-    bar = tqdm(
-        total=sum(len(b) for b in batches),
-        desc=f"predict (rank {rank})" if world > 1 else "predict",
-        unit=" pairs",
-        disable=not progress,
-        mininterval=2,
-    )
-    with fp32_score_head(model):
-        for b in batches:
-            s = _score_batch(model, template, [built[i] for i in b], device, autocast_dtype)
-            idx_parts.append(b)
-            score_parts.append(s.numpy().astype(np.float32))
-            bar.update(len(b))
-    bar.close()
-    idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
-    sc = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
-    if world > 1:
-        gathered: list = [None] * world if rank == 0 else None
-        dist.gather_object((idx, sc), gathered, dst=0)
-        if rank != 0:
-            return None
-        idx = np.concatenate([g[0] for g in gathered])
-        sc = np.concatenate([g[1] for g in gathered])
-    out = np.empty(len(pairs), dtype=np.float32)
-    out[idx] = sc
-    if len(np.unique(idx)) != len(pairs):
-        raise RuntimeError("prediction lost pairs while gathering across ranks")
-    return out

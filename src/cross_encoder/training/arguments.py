@@ -191,7 +191,32 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     )
     prediction_batch_tokens: int = field(
         default=16384,
-        metadata={"help": "predict: max padded tokens per batch (length-sorted batches)"},
+        metadata={
+            "help": "predict: max padded tokens per batch (length-sorted batches); this budget "
+            "sizes the batches"
+        },
+    )
+    prediction_batch_pairs: int = field(
+        default=0,
+        metadata={
+            "help": "predict: also cap a batch at this many pairs (0: no cap, the token budget "
+            "alone decides); an explicit --per_device_eval_batch_size sets it when this is 0"
+        },
+    )
+    prediction_chunk_pairs: int = field(
+        default=1_000_000,
+        metadata={
+            "help": "predict: pairs per chunk: batches are length-sorted within a chunk and "
+            "its scores written before the next one starts, so memory stays flat whatever the "
+            "ranking's size (a ranking of at most this many pairs is one chunk)"
+        },
+    )
+    prediction_shard: str | None = field(
+        default=None,
+        metadata={
+            "help": "predict: i/k: score only shard i of k (a contiguous share of the chunks); "
+            "the k files concatenated in order equal the one-job file byte for byte"
+        },
     )
     backend: str = field(
         default="torch",
@@ -243,6 +268,16 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             raise ValueError("--max_nonfinite_steps must be >= 1")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("--early_stopping_patience must be >= 1")
+        if self.prediction_batch_tokens < 1:
+            raise ValueError("--prediction_batch_tokens must be >= 1")
+        if self.prediction_batch_pairs < 0:
+            raise ValueError("--prediction_batch_pairs must be >= 0 (0: no cap)")
+        if self.prediction_chunk_pairs < 1:
+            raise ValueError("--prediction_chunk_pairs must be >= 1")
+        if self.prediction_shard is not None:
+            from cross_encoder.reranking.rerank import parse_shard
+
+            parse_shard(self.prediction_shard)
         if self.backend not in BACKENDS:
             raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}")
         if self.backend == "openvino":

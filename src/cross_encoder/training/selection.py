@@ -47,7 +47,7 @@ class RerankEvaluator:
         max_queries: int = 0,
         seed: int = 42,
         max_tokens: int = 16384,
-        max_pairs: int = 256,
+        max_pairs: int = 0,
     ):
         for m in metrics:
             try:
@@ -139,7 +139,7 @@ def build_evaluator(data_args, training_args, corpus, template):
         max_queries=data_args.eval_max_queries,
         seed=training_args.seed,
         max_tokens=training_args.prediction_batch_tokens,
-        max_pairs=max(training_args.per_device_eval_batch_size, 1),
+        max_pairs=training_args.prediction_batch_pairs,
     )
     if training_args.eval_strategy == IntervalStrategy.NO:
         logger.info("--eval_file without --eval_strategy: evaluating at the end of each epoch")
