@@ -15,7 +15,7 @@ from cross_encoder.io.collection import TokenizedCollection
 logger = logging.getLogger(__name__)
 
 
-def rerank_file(model, data_args, training_args, template) -> None:
+def rerank_file(model, data_args, training_args, template, model_args) -> None:
     """``--do_predict``: score the top ``--prediction_topk`` of each query of ``--test_file``
     and write ``qid\tpid\tscore`` (float32 text) to ``--prediction_save_path`` in test_file
     order; pairs whose ids are not in the tokenized files are skipped with a warning."""
@@ -36,7 +36,12 @@ def rerank_file(model, data_args, training_args, template) -> None:
     bad_p = corpus.check_ids(test_file, (p for _, p in pairs), "passage")
     pairs = [(q, p) for q, p in pairs if q not in bad_q and p not in bad_p]
     logger.info("scoring %d pairs from %s", len(pairs), test_file)
-    if training_args.backend == "openvino":
+    from cross_encoder.reranking.quantize import scorer_for_predict
+
+    int8 = scorer_for_predict(model, model_args, data_args, training_args, template)
+    if int8 is not None:
+        scores, elapsed = _predict_int8(int8, training_args, template, queries, corpus, pairs)
+    elif training_args.backend == "openvino":
         scores, elapsed = _predict_openvino(model, training_args, template, queries, corpus, pairs)
     else:
         scores, elapsed = _predict_torch(model, training_args, template, queries, corpus, pairs)
@@ -96,6 +101,16 @@ def _predict_openvino(model, training_args, template, queries, corpus, pairs):
         **_batch_budget(training_args),
         progress=not training_args.disable_tqdm,
     )
+    return scores, time.perf_counter() - start
+
+
+def _predict_int8(scorer, training_args, template, queries, corpus, pairs):
+    """``--quantize`` chose the accepted int8 model (:mod:`.quantize`)."""
+    from cross_encoder.reranking.openvino import score_pairs
+
+    start = time.perf_counter()
+    kw = _batch_budget(training_args)
+    scores = score_pairs(scorer, template, queries, corpus, pairs, **kw, progress=False)
     return scores, time.perf_counter() - start
 
 
