@@ -96,7 +96,9 @@ def test_accepted_on_the_separating_model_and_reused(
     assert run.main(argv(separating_model_dir, tiny_data, tiny_preprocessed, out_fp)
                     + predict_flags(tiny_data, tiny_preprocessed, out_fp)) == 0  # fmt: skip
     fp_scores = np.loadtxt(out_fp / "scores.tsv", usecols=2, dtype=str).astype(np.float32)
-    pairs = [tuple(line.split("\t")[:2]) for line in open(tmp_path / "scores.tsv")]
+    pairs = [
+        tuple(line.split("\t")[:2]) for line in (tmp_path / "scores.tsv").read_text().splitlines()
+    ]
     rho = quantize.per_query_spearman(pairs, fp_scores, int8_scores)
     assert np.mean(list(rho.values())) >= 0.99
     assert not np.array_equal(int8_scores, fp_scores)  # int8 really ran
@@ -121,7 +123,7 @@ def test_rejected_with_the_reason_under_an_impossible_tolerance(
     assert not (tmp_path / "rerank" / "int8").exists()  # nothing of the rejected model
     line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("quantize auto")]
     assert len(line) == 1 and "full precision" in line[0] and "rejected on dev" in line[0]
-    assert sum(1 for _ in open(tmp_path / "scores.tsv")) == 72
+    assert len((tmp_path / "scores.tsv").read_text().splitlines()) == 72
 
 
 @pytest.mark.slow
