@@ -8,6 +8,7 @@ rule rerank:
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "{split}_query",
         ranking=split_ranking,
+        quantization=quantization_input(),
     output:
         OUT / "rerank" / "{split}.scores.tsv",
     log:
@@ -24,7 +25,9 @@ rule rerank:
     params:
         launcher=torch_launcher(RERANK["nproc"]),
         workdir=str(OUT / "rerank" / "work_{split}"),
-        args=predict_flags(RERANK["prediction_topk"], prediction_max_len()),
+        args=with_quantize(
+            predict_flags(RERANK["prediction_topk"], prediction_max_len())
+        ),
     shell:
         slurm_logged(
             "OMP_NUM_THREADS={threads} {params.launcher} -m cross_encoder.run"

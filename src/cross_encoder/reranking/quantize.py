@@ -259,12 +259,11 @@ def fingerprint(model_dir: str | os.PathLike) -> str:
 
 def decision_key(model_args, data_args, training_args) -> str:
     """What the decision depends on besides the data files (Snakemake's business): the
-    model's weights, the thresholds, the calibration and dev-sample settings, the length."""
+    model's weights, the thresholds, the calibration and dev-sample settings and the seed
+    (not the depth or length scored: teacher scores reuse rerank's decision)."""
     parts = {
         "v": DECISION_VERSION,
         "model": fingerprint(_model_ref(model_args, training_args)),
-        "max_len": data_args.prediction_max_len,
-        "topk": data_args.prediction_topk,
         "max_drop": training_args.quantize_max_metric_drop,
         "min_spearman": training_args.quantize_min_spearman,
         "calibration_pairs": training_args.quantize_calibration_pairs,
