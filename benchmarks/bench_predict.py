@@ -427,6 +427,19 @@ def openvino_capabilities() -> list[str]:
     return list(import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
+def kernel_types(scorer) -> dict[str, int]:
+    """How many of the compiled model's FullyConnected layers run on which kernel
+    (``brgemm_avx512_amx_I8``, ``brgemm_avx512_I8``, ...): the ISA OpenVINO really uses."""
+    import collections
+
+    out: collections.Counter = collections.Counter()
+    for op in scorer.compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == "FullyConnected":
+            out[info["primitiveType"].astype(str)] += 1
+    return dict(out)
+
+
 def quantize_score(scorer, w, budget):
     from cross_encoder.reranking import openvino as openvino_backend
 
@@ -581,6 +594,7 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
                 "inference_precision": scorer.precision,
                 "build_s": time.perf_counter() - t,
                 "openvino_capabilities": openvino_capabilities(),
+                "kernels": kernel_types(scorer),
             }
             fns[s] = lambda w, sc=scorer: quantize_score(sc, w, budget)
             labels[s] = f"ours int8 (+{scorer.precision})"
@@ -638,6 +652,11 @@ def parse_args(argv=None):
     p.add_argument("--no_amx_only", action="store_true", help="only the run without AMX")
     p.add_argument(
         "--no_amx_systems", default="ours,st,int8", help="systems of the run without AMX"
+    )
+    p.add_argument(
+        "--no_amx_isa",
+        default="AVX2",
+        help="ONEDNN_MAX_CPU_ISA of the run without AMX (AVX512_CORE: int8 too; see run_no_amx)",
     )
     p.add_argument("--json", help="also write every figure here")
     args = p.parse_args(argv)
@@ -835,7 +854,7 @@ def bench(args) -> dict:
         print(
             f"int8: {o['how']}, layers left in floating point at {o['inference_precision']}, "
             f"built in {o['build_s']:.1f} s; OpenVINO CPU capabilities: "
-            f"{' '.join(o['openvino_capabilities'])}"
+            f"{' '.join(o['openvino_capabilities'])}; FullyConnected kernels: {o['kernels']}"
         )
     print(
         f"batch {args.batch_size} pairs / {args.batch_tokens} tokens; dtypes: ST "
@@ -888,11 +907,21 @@ def bench(args) -> dict:
 
 
 def run_no_amx(args) -> dict:
-    """This script again, in a subprocess under ``ONEDNN_MAX_CPU_ISA=AVX2``: ours vs ST."""
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
+    """This script again, in a subprocess under ``ONEDNN_MAX_CPU_ISA=--no_amx_isa``."""
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA=args.no_amx_isa)
+    systems = args.no_amx_systems.split(",")
+    if args.no_amx_isa.upper().startswith("AVX2") and "int8" in systems:
+        # OpenVINO 2026.4's CPU plugin honours the cap down to AVX512_CORE (its int8 layers then
+        # run brgemm_avx512_I8 instead of brgemm_avx512_amx_I8) but compiles nothing under AVX2
+        # or AVX2_VNNI ("Supported primitive descriptors list is empty for node: Softmax").
+        systems.remove("int8")
+        print(
+            "int8 dropped from the run without AMX: OpenVINO's CPU plugin cannot compile under "
+            "ONEDNN_MAX_CPU_ISA=AVX2; use --no_amx_isa AVX512_CORE (no AMX, VNNI or bf16)"
+        )
     out = Path(tempfile.mkdtemp(prefix="bench_predict_noamx_")) / "no_amx.json"
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--systems", args.no_amx_systems,
+        sys.executable, str(Path(__file__).resolve()), "--systems", ",".join(systems),
         "--agree_queries", "0", "--rounds", str(args.rounds), "--workloads", args.workloads,
         "--msmarco_queries", str(args.msmarco_queries), "--msmarco_k", str(args.msmarco_k),
         "--scifact_queries", str(args.scifact_queries), "--scifact_k", str(args.scifact_k),
@@ -908,7 +937,7 @@ def run_no_amx(args) -> dict:
         cmd += ["--run_file", args.run_file]
     if args.no_title:
         cmd.append("--no_title")
-    print("== without AMX: ONEDNN_MAX_CPU_ISA=AVX2, in a subprocess\n", flush=True)
+    print(f"== without AMX: ONEDNN_MAX_CPU_ISA={args.no_amx_isa}, in a subprocess\n", flush=True)
     res = subprocess.run(cmd, env=env)
     if res.returncode != 0:
         print(f"the run without AMX failed (exit {res.returncode})")
