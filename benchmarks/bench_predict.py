@@ -24,6 +24,13 @@ bf16,
   converted with ``openvino.convert_model`` (dynamic batch/sequence dims), compiled for the
   CPU at OpenVINO's own precision (bf16 on AMX; printed), the score head in float32, fed the
   same length-sorted batches; skipped, with the reason, where openvino is not installed;
+* ``int8``: the static int8 model of :mod:`cross_encoder.reranking.quantize` (``rerank.quantize``):
+  the run's accepted ``rerank/int8/`` beside ``--model_dir`` where it exists (``--int8_dir``),
+  else quantized here by the same code (NNCF's transformer preset), calibrated on
+  ``--calibration_pairs`` SciFact *train* pairs (a claim's judged abstract + its BM25 top-3), as
+  the workflow calibrates on the run's train pairs; OpenVINO runs the layers left in floating
+  point at auto's precision. ``auto`` in the ratios is what ``rerank.quantize: auto`` runs:
+  int8 where it times faster than ``ours`` here, else ``ours``;
 * ``cli`` (not in the default ``--systems``): ``python -m cross_encoder.run --do_predict
   --precision auto`` in a subprocess; its scoring time is read off its log line.
 
@@ -52,8 +59,10 @@ SciFact test queries x BM25 top ``--agree_k`` at max_len 256 with ``--agree_syst
 
 ``--no_amx``: afterwards, the script runs itself again in a subprocess with
 ``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN's bf16/AMX kernels off, as on a CPU without AMX; MKL's
-fp32 GEMMs are not capped) and ``--systems ours,st``: ours at whatever auto chooses there
-(must be fp32) against ST's defaults. ``--json`` writes every figure.
+fp32 GEMMs are not capped) and ``--systems ours,st,int8``: ours at whatever auto chooses there
+(must be fp32) and int8 against ST's defaults. OpenVINO's CPU plugin carries its own oneDNN,
+which reads the same variable: the header prints OpenVINO's ``OPTIMIZATION_CAPABILITIES``
+and the ISA its int8 kernels report, so the cap is seen to hold. ``--json`` writes every figure.
 """
 
 from __future__ import annotations
@@ -79,12 +88,14 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SCORE_LINE = re.compile(r"scored (\d+) pairs in ([0-9.]+) s")
 DEFAULT_MODEL = REPO / "results" / "scifact" / "model"  # config/scifact.yaml's model
-ALL_SYSTEMS = ("ours", "ours_fp32", "st", "st_bf16", "ov", "cli")
+ALL_SYSTEMS = ("ours", "ours_fp32", "st", "st_bf16", "ov", "int8", "cli")
 TARGETS = {
     "ours/st": 3.0,  # on AMX
     "ours/st_bf16": 1.1,
     "ours/st no AMX": 1.3,
     "ours ceiling": 0.5,
+    "auto/st": 5.0,  # rerank.quantize auto (issue 24), on AMX
+    "auto/st no AMX": 2.0,
 }
 # Agreement that lets OpenVINO into the product (issue 12 item 6).
 AGREE_SPEARMAN = 0.999
@@ -166,8 +177,7 @@ def candidates(scifact_dir: Path, queries: dict[str, str], depth: int, run_file:
     from cross_encoder.first_stage import bm25
 
     retriever, tok, pids = bm25.build_index(scifact_dir / "corpus.jsonl")
-    hits = bm25.search(retriever, tok, pids, queries, depth)
-    return {q: [p for p, _ in v] for q, v in hits.items()}
+    return {q: [p for p, _ in v] for q, v in bm25.iter_search(retriever, tok, pids, queries, depth)}
 
 
 def cut_span(tokenizer, text: str, rng: random.Random, lo: int = 40, hi: int = 120) -> str:
@@ -410,6 +420,75 @@ def model_dir_for(args, tmp: Path) -> tuple[Path, bool]:
     return out, False
 
 
+def openvino_capabilities() -> list[str]:
+    from cross_encoder.reranking.openvino import import_openvino
+
+    return list(import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def kernel_types(scorer) -> dict[str, int]:
+    """How many of the compiled model's FullyConnected layers run on which kernel
+    (``brgemm_avx512_amx_I8``, ``brgemm_avx512_I8``, ...): the ISA OpenVINO really uses."""
+    import collections
+
+    out: collections.Counter = collections.Counter()
+    for op in scorer.compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == "FullyConnected":
+            out[info["primitiveType"].astype(str)] += 1
+    return dict(out)
+
+
+def quantize_score(scorer, w, budget):
+    from cross_encoder.reranking import openvino as openvino_backend
+
+    return openvino_backend.score_pairs(scorer, w.template, w.tq, w.tc, w.pairs, **budget)
+
+
+def int8_scorer(args, model_dir: Path, model):
+    """``(scorer, how)``: the run's accepted int8 model, else one quantized here on SciFact
+    train pairs (see the module docstring)."""
+    from transformers import AutoTokenizer
+
+    from cross_encoder import hardware
+    from cross_encoder.preprocess import passage_text
+    from cross_encoder.reranking import quantize
+    from cross_encoder.reranking.openvino import compile_converted
+    from cross_encoder.training.dataset import PairTemplate
+
+    precision = hardware.resolve("auto", "cpu", log=False)
+    int8_dir = Path(args.int8_dir) if args.int8_dir else model_dir.parent / "rerank" / "int8"
+    if (int8_dir / quantize.INT8_XML).is_file():
+        return quantize.load_int8(int8_dir, precision, args.threads), f"the run's {int8_dir}"
+    from cross_encoder.io import iter_corpus, read_qrels, read_queries
+
+    sd = Path(args.scifact_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    template = PairTemplate(tokenizer, 256)
+    docs = {pid: (title, text) for pid, title, text in iter_corpus(sd / "corpus.jsonl")}
+    queries = read_queries(sd / "queries.jsonl")
+    qrels = read_qrels(sd / "qrels" / "train.tsv")
+    qids = [q for q in qrels if q in queries]
+    random.Random(args.seed).shuffle(qids)
+    qids = qids[: args.calibration_pairs // 4 + 1]
+    cands = candidates(sd, {q: queries[q] for q in qids}, 3, None)
+    sep = tokenizer.sep_token or " "
+    pairs = []
+    for q in qids:
+        pos = [p for p in qrels[q] if p in docs][:1]
+        for p in pos + [p for p in cands.get(q, []) if p not in pos][:3]:
+            pairs.append((queries[q], passage_text(*docs[p], sep, not args.no_title)))
+    pairs = pairs[: args.calibration_pairs]
+    from cross_encoder.preprocess import tokenize
+
+    q_ids = tokenize(tokenizer, [qt for qt, _ in pairs], 512)
+    p_ids = tokenize(tokenizer, [pt for _, pt in pairs], 512)
+    batches = [template.pad([template.build(a, b)]) for a, b in zip(q_ids, p_ids, strict=True)]
+    ov_model, head, names = quantize.quantize_encoder(model, template, batches, args.seed)
+    scorer = compile_converted(ov_model, head, names, precision, args.threads)
+    return scorer, f"quantized here on {len(pairs)} SciFact train pairs"
+
+
 def build_systems(args, model_dir: Path, header: dict, tmp: Path):
     """``(name -> scorer(workload) -> scores, name -> label, info)``."""
     from sentence_transformers import CrossEncoder
@@ -500,6 +579,24 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
                 sc, w.template, w.tq, w.tc, w.pairs, **budget
             )
             labels[s] = f"ours OpenVINO ({scorer.precision})"
+        elif s == "int8":
+            from cross_encoder.reranking import quantize
+
+            missing = quantize.missing_extra()
+            if missing:
+                info["skipped"]["int8"] = missing
+                continue
+            t = time.perf_counter()
+            scorer, how = int8_scorer(args, model_dir, load_model(margs).eval())
+            info["int8"] = {
+                "how": how,
+                "inference_precision": scorer.precision,
+                "build_s": time.perf_counter() - t,
+                "openvino_capabilities": openvino_capabilities(),
+            }
+            fns[s] = lambda w, sc=scorer: quantize_score(sc, w, budget)
+            fns[s].scorer = scorer  # its kernels are known after the first inference
+            labels[s] = f"ours int8 (+{scorer.precision})"
         elif s == "cli":
 
             def cli(w, _n=[0]):  # noqa: B006 - a call counter
@@ -534,16 +631,32 @@ def parse_args(argv=None):
     p.add_argument("--scifact_k", type=int, default=16, help="candidates per scifact query")
     p.add_argument("--agree_queries", type=int, default=100, help="0: no agreement pass")
     p.add_argument("--agree_k", type=int, default=20)
-    p.add_argument("--agree_systems", default="ours,st_bf16,ov", help="scored vs ours_fp32")
+    p.add_argument("--agree_systems", default="ours,st_bf16,ov,int8", help="scored vs ours_fp32")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per system")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--batch_tokens", type=int, default=16384, help="our token budget")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--workloads", default="msmarco,scifact")
-    p.add_argument("--systems", default="ours,ours_fp32,st,st_bf16,ov", help=", ".join(ALL_SYSTEMS))
+    p.add_argument(
+        "--systems", default="ours,ours_fp32,st,st_bf16,ov,int8", help=", ".join(ALL_SYSTEMS)
+    )
+    p.add_argument(
+        "--int8_dir",
+        help="an accepted int8 model (rerank/int8 of a run); default: the one beside --model_dir "
+        "where it exists, else quantized here",
+    )
+    p.add_argument("--calibration_pairs", type=int, default=300, help="int8 built here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_amx", action="store_true", help="also run under ONEDNN_MAX_CPU_ISA=AVX2")
     p.add_argument("--no_amx_only", action="store_true", help="only the run without AMX")
+    p.add_argument(
+        "--no_amx_systems", default="ours,st,int8", help="systems of the run without AMX"
+    )
+    p.add_argument(
+        "--no_amx_isa",
+        default="AVX2",
+        help="ONEDNN_MAX_CPU_ISA of the run without AMX (AVX512_CORE: int8 too; see run_no_amx)",
+    )
     p.add_argument("--json", help="also write every figure here")
     args = p.parse_args(argv)
     wl = set(args.workloads.split(","))
@@ -618,6 +731,11 @@ def time_workload(w: Workload, fns, labels, info, args, config, header) -> dict:
             ratios["ov/st"] = rate["ov"] / rate["st"]
         if "ov" in rate and "st_bf16" in rate:
             ratios["ov/st_bf16"] = rate["ov"] / rate["st_bf16"]
+        if "int8" in rate and "st" in rate:
+            ratios["int8/st"] = rate["int8"] / rate["st"]
+            # rerank.quantize auto: int8 where it is faster here (and accepted on dev)
+            ratios["auto/st"] = max(rate["int8"], rate["ours"]) / rate["st"]
+            ratios["int8/ours"] = rate["int8"] / rate["ours"]
     row["ratios"] = ratios
     ref = "ours_fp32" if "ours_fp32" in scores else "ours" if "ours" in scores else None
     if ref:
@@ -665,6 +783,7 @@ def print_workload(w: Workload, row: dict, labels, header) -> None:
     targets = {
         "ours/st": TARGETS["ours/st"] if prec == "bf16" else TARGETS["ours/st no AMX"],
         "ours/st_bf16": TARGETS["ours/st_bf16"],
+        "auto/st": TARGETS["auto/st"] if prec == "bf16" else TARGETS["auto/st no AMX"],
     }
     for k, v in row["ratios"].items():
         t = targets.get(k)
@@ -729,6 +848,13 @@ def bench(args) -> dict:
             f"OpenVINO {o['version']}: inference precision hint {o['inference_precision']}, "
             f"{o['threads']} threads, convert + compile {o['convert_compile_s']:.1f} s"
         )
+    if "int8" in info:
+        o = info["int8"]
+        print(
+            f"int8: {o['how']}, layers left in floating point at {o['inference_precision']}, "
+            f"built in {o['build_s']:.1f} s; OpenVINO CPU capabilities: "
+            f"{' '.join(o['openvino_capabilities'])}"
+        )
     print(
         f"batch {args.batch_size} pairs / {args.batch_tokens} tokens; dtypes: ST "
         f"{info.get('st_dtype', '-')}, ST bf16 {info.get('st_bf16_dtype', '-')}; attention: "
@@ -749,6 +875,9 @@ def bench(args) -> dict:
     for w in workloads:
         prepare(w, tokenizer, tmp / w.name)
         results["workloads"][w.name] = time_workload(w, fns, labels, info, args, config, header)
+    if "int8" in fns:
+        info["int8"]["kernels"] = kernel_types(fns["int8"].scorer)
+        print(f"int8 FullyConnected kernels (OpenVINO runtime model): {info['int8']['kernels']}\n")
 
     if agree_w is not None:
         prepare(agree_w, tokenizer, tmp / agree_w.name)
@@ -780,11 +909,21 @@ def bench(args) -> dict:
 
 
 def run_no_amx(args) -> dict:
-    """This script again, in a subprocess under ``ONEDNN_MAX_CPU_ISA=AVX2``: ours vs ST."""
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
+    """This script again, in a subprocess under ``ONEDNN_MAX_CPU_ISA=--no_amx_isa``."""
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA=args.no_amx_isa)
+    systems = args.no_amx_systems.split(",")
+    if args.no_amx_isa.upper().startswith("AVX2") and "int8" in systems:
+        # OpenVINO 2026.4's CPU plugin honours the cap down to AVX512_CORE (its int8 layers then
+        # run brgemm_avx512_I8 instead of brgemm_avx512_amx_I8) but compiles nothing under AVX2
+        # or AVX2_VNNI ("Supported primitive descriptors list is empty for node: Softmax").
+        systems.remove("int8")
+        print(
+            "int8 dropped from the run without AMX: OpenVINO's CPU plugin cannot compile under "
+            "ONEDNN_MAX_CPU_ISA=AVX2; use --no_amx_isa AVX512_CORE (no AMX, VNNI or bf16)"
+        )
     out = Path(tempfile.mkdtemp(prefix="bench_predict_noamx_")) / "no_amx.json"
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--systems", "ours,st",
+        sys.executable, str(Path(__file__).resolve()), "--systems", ",".join(systems),
         "--agree_queries", "0", "--rounds", str(args.rounds), "--workloads", args.workloads,
         "--msmarco_queries", str(args.msmarco_queries), "--msmarco_k", str(args.msmarco_k),
         "--scifact_queries", str(args.scifact_queries), "--scifact_k", str(args.scifact_k),
@@ -794,11 +933,13 @@ def run_no_amx(args) -> dict:
     ]  # fmt: skip
     if args.model_dir:
         cmd += ["--model_dir", args.model_dir]
+    if args.int8_dir:
+        cmd += ["--int8_dir", args.int8_dir]
     if args.run_file:
         cmd += ["--run_file", args.run_file]
     if args.no_title:
         cmd.append("--no_title")
-    print("== without AMX: ONEDNN_MAX_CPU_ISA=AVX2, in a subprocess\n", flush=True)
+    print(f"== without AMX: ONEDNN_MAX_CPU_ISA={args.no_amx_isa}, in a subprocess\n", flush=True)
     res = subprocess.run(cmd, env=env)
     if res.returncode != 0:
         print(f"the run without AMX failed (exit {res.returncode})")
@@ -816,6 +957,12 @@ def run_no_amx(args) -> dict:
                 f"   {name}: ours {row['pairs_per_s']['ours']:.1f} pairs/s vs ST default "
                 f"{row['pairs_per_s']['st']:.1f}: {r:.2f}x "
                 f"{verdict(r, TARGETS['ours/st no AMX'])}"
+            )
+        r = row["ratios"].get("auto/st")
+        if r is not None:
+            print(
+                f"   {name}: int8 {row['pairs_per_s']['int8']:.1f} pairs/s; ours auto (int8 where "
+                f"faster) vs ST default: {r:.2f}x {verdict(r, TARGETS['auto/st no AMX'])}"
             )
     got["fp32_as_required"] = prec == "fp32"
     return got

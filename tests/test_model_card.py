@@ -161,3 +161,24 @@ def test_hub_id_of_the_base_model(tmp_path):
     assert model_card.hub_id("microsoft/deberta-v3-base") == "microsoft/deberta-v3-base"
     assert model_card.hub_id(str(tmp_path)) is None
     assert model_card.hub_id(None) is None
+
+
+def test_card_shows_the_int8_decision():
+    d = {
+        "accepted": True,
+        "reason": "dev MRR@10 0.9000 -> 0.8980 (drop 0.0020 <= 0.005), ...",
+        "metric": "MRR@10",
+        "full_precision": {"MRR@10": 0.9},
+        "int8": {"MRR@10": 0.898},
+        "mean_spearman": 0.9951,
+        "dev_queries": 100,
+        "dev_pairs": 2000,
+        "full_precision_path": "torch bf16",
+        "speed": {"full_pairs_per_s": 200.0, "int8_pairs_per_s": 410.26, "cpu": "Xeon"},
+    }
+    text = "\n".join(model_card._quantization_section(d))
+    assert "**accepted** — dev MRR@10 0.9000 -> 0.8980" in text
+    assert "| dev MRR@10 | 0.9000 | 0.8980 |" in text
+    assert "| mean per-query Spearman vs full precision | 1 | 0.9951 |" in text
+    assert "| pairs/s (short timing, Xeon) | 200.0 | 410.3 |" in text
+    assert model_card._quantization_section(None) == []

@@ -102,6 +102,17 @@ def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
         "report_delta",
         "hub_model",
     }
+    # rerank.quantize auto (the default): the int8 decision is recorded, shown in the card,
+    # and made again only when what it depends on changes (here a threshold)
+    decision = json.loads((out / "rerank" / "quantization.json").read_text())
+    assert decision["mode"] == "auto" and isinstance(decision["accepted"], bool)
+    assert decision["reason"] and decision["dev_pairs"] > 0
+    assert (out / "rerank" / "int8").is_dir() == decision["accepted"]
+    assert "## int8 (static, OpenVINO + NNCF)" in card
+    config["rerank"]["quantization"] = {"min_spearman": 0.5}
+    tiny_config.write_text(yaml.safe_dump(config))
+    plan = planned_jobs(smk(work, tiny_config, "-n", "eval").stdout)
+    assert {"quantize", "rerank"} <= plan and "train_cross_encoder" not in plan
 
 
 def check_split_plans(work, tmp_path, config):

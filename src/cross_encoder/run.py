@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if training_args.do_predict:
             if model is None:
                 model = modeling.load_model(model_args)
-            rerank_file(model, data_args, training_args, predict_template)
+            rerank_file(model, data_args, training_args, predict_template, model_args)
     except NonFiniteLossError as e:
         # No traceback: the message names the step and what to change. Under torchrun the
         # agent then stops the other ranks.

@@ -21,9 +21,14 @@ def teacher_scored_pairs(wildcards):
 def teacher_predict_flags(wildcards):
     """Scoring settings of a teacher_scores job: the positives without --prediction_topk
     (cross_encoder.run's default depth), the ranking to teacher_topk(); both at
-    train.max_len, the length the cross-encoder was trained at (not rerank.max_len)."""
+    train.max_len, the length the cross-encoder was trained at (not rerank.max_len); in full
+    precision unless teacher.quantize (distillation wants the scores' full resolution).
+    """
     topk = teacher_topk() if wildcards.kind == "rerank" else None
-    return predict_flags(topk, TRAIN["max_len"])
+    # full resolution unless teacher.quantize asks for int8
+    return with_quantize(
+        predict_flags(topk, TRAIN["max_len"]), config["teacher"]["quantize"]
+    )
 
 
 def teacher_files():

@@ -7,6 +7,7 @@ rule hub_model:
     input:
         model=OUT / "model",
         metrics=expand(OUT / "eval" / "{split}.metrics.json", split=SPLITS),
+        quantization=quantization_input(),
     output:
         directory(OUT / "hub_model"),
     log:
@@ -15,6 +16,7 @@ rule hub_model:
         ENV
     params:
         metrics=metrics_flags,
+        quantization=quantization_flag,
     shell:
         "python -m cross_encoder.modeling.card --model_dir {input.model:q}"
-        " --output_dir {output:q} {params.metrics} > {log:q} 2>&1"
+        " --output_dir {output:q} {params.metrics} {params.quantization} > {log:q} 2>&1"

@@ -13,6 +13,7 @@ rule rerank:
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "{split}_query",
         ranking=split_ranking,
+        quantization=quantization_input(),
     output:
         temp(RERANK_SHARD) if RERANK_SHARDED else OUT / "rerank" / "{split}.scores.tsv",
     log:
@@ -41,7 +42,9 @@ rule rerank:
     params:
         launcher=torch_launcher(RERANK["nproc"]),
         workdir=str(OUT / "rerank" / "work_{split}"),
-        args=predict_flags(RERANK["prediction_topk"], prediction_max_len()),
+        args=with_quantize(
+            predict_flags(RERANK["prediction_topk"], prediction_max_len())
+        ),
         shard=shard_flag,
     shell:
         slurm_logged(

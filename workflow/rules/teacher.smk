@@ -31,6 +31,7 @@ use rule rerank as teacher_scores with:
         corpus=OUT / "tokenized" / "corpus",
         queries=OUT / "tokenized" / "train_query",
         ranking=teacher_scored_pairs,
+        quantization=quantization_input(config["teacher"]["quantize"]),
     output:
         TEACHER_DIR / "train_{kind}_score.txt",
     log:

@@ -292,6 +292,33 @@ def _evaluation_section(evaluation: Mapping[str, Mapping[str, Any]]) -> list[str
     return out
 
 
+def _quantization_section(d: Mapping[str, Any] | None) -> list[str]:
+    """The int8 decision of the run (``rerank/quantization.json``), when it was made."""
+    if not d or "metric" not in d:
+        return []
+    m = d["metric"]
+    verdict = "accepted" if d.get("accepted") else "rejected"
+    out = [
+        "## int8 (static, OpenVINO + NNCF)",
+        "",
+        f"Quantized after training and checked on {d.get('dev_queries')} dev queries "
+        f"({d.get('dev_pairs')} pairs) against full precision ({d.get('full_precision_path')}): "
+        f"**{verdict}** — {d.get('reason')}.",
+        "",
+        "| | full precision | int8 |",
+        "|---|---|---|",
+        f"| dev {m} | {_num(d['full_precision'].get(m))} | {_num(d['int8'].get(m))} |",
+        f"| mean per-query Spearman vs full precision | 1 | {_num(d.get('mean_spearman'))} |",
+    ]
+    speed = d.get("speed") or {}
+    if speed:
+        out.append(
+            f"| pairs/s (short timing, {speed.get('cpu', 'this CPU')}) | "
+            f"{speed.get('full_pairs_per_s', 0):.1f} | {speed.get('int8_pairs_per_s', 0):.1f} |"
+        )
+    return [*out, ""]
+
+
 def _usage_section(summary: Mapping[str, Any], model_id: str) -> list[str]:
     max_len = summary["max_len"]
     title = summary.get("use_title")
@@ -358,6 +385,7 @@ def render(
     summary: Mapping[str, Any],
     evaluation: Mapping[str, Mapping[str, Any]] | None = None,
     model_id: str = "path/to/model",
+    quantization: Mapping[str, Any] | None = None,
 ) -> str:
     """The card's Markdown (front matter included)."""
     base = summary.get("base_model")
@@ -395,6 +423,7 @@ def render(
         "",
         *_selection_section(summary.get("selection")),
         *(_evaluation_section(evaluation) if evaluation else []),
+        *_quantization_section(quantization),
         *_usage_section(summary, model_id),
     ]
     return "\n".join(lines)
@@ -405,6 +434,7 @@ def write_card(
     summary: Mapping[str, Any] | None = None,
     evaluation: Mapping[str, Mapping[str, Any]] | None = None,
     model_id: str | None = None,
+    quantization: Mapping[str, Any] | None = None,
 ) -> Path:
     """(Re)write ``folder/README.md`` atomically; ``summary`` defaults to the folder's
     ``training_summary.json``."""
@@ -414,7 +444,7 @@ def write_card(
         if not isinstance(summary, dict) or "recipe" not in summary:
             raise InputError(folder / SUMMARY_FILE, "not a training summary (no 'recipe')")
     path = folder / CARD_FILE
-    write_text(path, render(summary, evaluation, model_id or str(folder)))
+    write_text(path, render(summary, evaluation, model_id or str(folder), quantization))
     return path
 
 
@@ -471,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a copy of the model folder with the card here (atomically) instead of "
         "rewriting the card in --model_dir",
     )
+    p.add_argument(
+        "--quantization",
+        help="the run's int8 decision (rerank/quantization.json): a section with its figures",
+    )
     p.add_argument("--model_id", help="name shown in the usage code (default: --model_dir)")
     p.add_argument("--base_model", help="hub id of the base model, if the summary's is a folder")
     return p
@@ -489,8 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.base_model:
         summary["base_model"] = args.base_model
     metrics = read_metrics(args.metrics)
+    quant = read_json(args.quantization) if args.quantization else None
     if not args.output_dir:
-        path = write_card(folder, summary, metrics, args.model_id)
+        path = write_card(folder, summary, metrics, args.model_id, quant)
         logger.info("wrote %s", path)
         return 0
     import shutil
@@ -498,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     dst = Path(args.output_dir)
     with atomic_dir(dst) as tmp:
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        write_card(tmp, summary, metrics, args.model_id or str(dst))
+        write_card(tmp, summary, metrics, args.model_id or str(dst), quant)
     logger.info("wrote %s with its model card", dst)
     return 0
 

@@ -107,18 +107,10 @@ class OpenVINOScorer:
         return out @ self.weight + np.float32(self.bias)
 
 
-def compile_model(
-    model,
-    template: PairTemplate,
-    precision: str | None = None,
-    threads: int | None = None,
-    device: str = "CPU",
-) -> OpenVINOScorer:
-    """Convert ``model`` (a float32 ``AutoModelForSequenceClassification``) and compile it.
-
-    ``precision``: ``fp32``/``bf16``/``fp16`` (OpenVINO's ``INFERENCE_PRECISION_HINT``), or
-    ``None``/``auto`` for OpenVINO's own choice. ``threads``: default torch's thread count.
-    """
+def convert_model(model, template: PairTemplate):
+    """``(ov_model, head, names)``: ``model``'s encoder as an OpenVINO model (dynamic batch and
+    sequence dimensions, the score head left out), the float32 score head it leaves out (None
+    if the graph ends in the logits) and the input names."""
     ov = import_openvino()
     model = model.float().eval()
     names = ["input_ids", "attention_mask"] + (
@@ -146,6 +138,19 @@ def compile_model(
     finally:
         if swapped is not None:
             setattr(swapped[0], swapped[1], head)
+    return ov_model, head, names
+
+
+def compile_converted(
+    ov_model,
+    head,
+    names: Sequence[str],
+    precision: str | None = None,
+    threads: int | None = None,
+    device: str = "CPU",
+) -> OpenVINOScorer:
+    """Compile an OpenVINO model of :func:`convert_model` (or its int8 version) for ``device``."""
+    ov = import_openvino()
     config = {
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
@@ -169,6 +174,22 @@ def compile_model(
 def batch_scorer(scorer: OpenVINOScorer, builder: PairBuilder):
     """``score_batch`` for :func:`cross_encoder.reranking.predict.score_chunks`."""
     return lambda qrows, prows: scorer(builder.pad(qrows, prows))
+
+
+def compile_model(
+    model,
+    template: PairTemplate,
+    precision: str | None = None,
+    threads: int | None = None,
+    device: str = "CPU",
+) -> OpenVINOScorer:
+    """Convert ``model`` (a float32 ``AutoModelForSequenceClassification``) and compile it.
+
+    ``precision``: ``fp32``/``bf16``/``fp16`` (OpenVINO's ``INFERENCE_PRECISION_HINT``), or
+    ``None``/``auto`` for OpenVINO's own choice. ``threads``: default torch's thread count.
+    """
+    ov_model, head, names = convert_model(model, template)
+    return compile_converted(ov_model, head, names, precision, threads, device)
 
 
 def score_pairs(

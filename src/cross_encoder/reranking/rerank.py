@@ -95,7 +95,7 @@ def write_chunk(f, queries, corpus, qrows, prows, scores) -> None:
         )
 
 
-def rerank_file(model, data_args, training_args, template) -> None:
+def rerank_file(model, data_args, training_args, template, model_args) -> None:
     """``--do_predict``: score the top ``--prediction_topk`` of each query of ``--test_file``
     and write ``qid\tpid\tscore`` (float32 text) to ``--prediction_save_path`` in test_file
     order, chunk by chunk as the scores are ready (atomically: the file appears whole or not
@@ -132,7 +132,12 @@ def rerank_file(model, data_args, training_args, template) -> None:
         else "",
     )
     builder = PairBuilder(template, queries, corpus)
-    if training_args.backend == "openvino":
+    from cross_encoder.reranking.quantize import scorer_for_predict
+
+    int8 = scorer_for_predict(model, model_args, data_args, training_args, template)
+    if int8 is not None:
+        scored, finish = _predict_int8(int8, training_args, builder)
+    elif training_args.backend == "openvino":
         scored, finish = _predict_openvino(model, training_args, template, builder)
     else:
         scored, finish = _predict_torch(model, training_args, builder)
@@ -207,6 +212,26 @@ def _predict_openvino(model, training_args, template, builder):
             prows,
             chunks=chunks,
             desc="predict (openvino)",
+            **_batch_budget(training_args),
+        )
+
+    return scored, lambda: None
+
+
+def _predict_int8(scorer, training_args, builder):
+    """``--quantize`` chose the accepted int8 model (:mod:`.quantize`); returns as
+    :func:`_predict_openvino`."""
+    from cross_encoder.reranking import openvino as openvino_backend
+    from cross_encoder.reranking.predict import score_chunks
+
+    def scored(qrows, prows, chunks):
+        return score_chunks(
+            openvino_backend.batch_scorer(scorer, builder),
+            builder,
+            qrows,
+            prows,
+            chunks=chunks,
+            desc="predict (int8)",
             **_batch_budget(training_args),
         )
 

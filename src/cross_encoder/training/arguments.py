@@ -254,6 +254,37 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         },
     )
 
+    quantize: str = field(
+        default="none",
+        metadata={
+            "help": "predict on a CPU with a static int8 model (OpenVINO + NNCF, the openvino "
+            "extra), accepted only if it ranks the dev set (--eval_*) as well as full precision "
+            "(cross_encoder.reranking.quantize): int8 = where accepted, auto = where accepted "
+            "and faster here, none = never",
+            "choices": ["none", "int8", "auto"],
+        },
+    )
+    quantization_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "the int8 decision (quantization.json; the model in int8/ beside it), reused "
+            "when it matches the model and settings; default <output_dir>/quantization.json"
+        },
+    )
+    quantize_max_metric_drop: float = field(
+        default=0.005, metadata={"help": "int8 guard: max drop of the dev selection metric"}
+    )
+    quantize_min_spearman: float = field(
+        default=0.99,
+        metadata={"help": "int8 guard: min mean per-query Spearman against full precision"},
+    )
+    quantize_calibration_pairs: int = field(
+        default=300, metadata={"help": "int8: calibration pairs (train pairs, else dev), seeded"}
+    )
+    quantize_max_queries: int = field(
+        default=100, metadata={"help": "int8 guard: a seeded sample of dev queries (0: all)"}
+    )
+
     def __post_init__(self) -> None:
         import logging
 
@@ -278,6 +309,10 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             from cross_encoder.reranking.rerank import parse_shard
 
             parse_shard(self.prediction_shard)
+        if self.quantize not in ("none", "int8", "auto"):
+            raise ValueError("--quantize must be one of none, int8, auto")
+        if self.quantize_calibration_pairs < 1:
+            raise ValueError("--quantize_calibration_pairs must be >= 1")
         if self.backend not in BACKENDS:
             raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}")
         if self.backend == "openvino":
