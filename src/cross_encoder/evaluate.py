@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--baseline",
-        help="the row every other row is tested against (default: the baseline file's, else "
-        "'first stage', else the first row)",
+        help="the row every other row is tested against, by name or first word ('fused'; "
+        "default: the baseline file's, else 'first stage', else the first row)",
     )
     p.add_argument(
         "--tuned",
@@ -202,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline_file
         else ("first stage" if "first stage" in queries else next(iter(queries)))
     )
-    if baseline not in queries:
+    named = [r for r in queries if r == baseline or r.startswith(baseline + " ")]
+    if not named:
         raise InputError(None, f"--baseline {baseline!r} is none of the rows: {', '.join(queries)}")
+    baseline = named[0]
     tests = {}
     if len(queries) > 1:
         if args.n_resamples < 1:
