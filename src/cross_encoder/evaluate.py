@@ -16,6 +16,7 @@ mean difference, its bootstrap interval, the p-values and the queries won/tied/l
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 
 from cross_encoder.evaluation import significance
@@ -67,6 +68,15 @@ def tuned_rows(rows: list[str], specs: list[str]) -> dict[str, str]:
             if row == key or row.startswith(key + " "):
                 out[row] = f"{out[row]}; {note}" if row in out else note
     return out
+
+
+def qrels_digest(path: str) -> str:
+    """sha256 of a qrels file (what evaluate records, so compare can tell qrels apart)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_run(path: str) -> dict[str, list[str]]:
@@ -214,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             queries, baseline, metrics, args.alpha, args.n_resamples, args.seed
         )
     if args.output_json:
-        out: dict = {"n_queries": n, "runs": results}
+        out: dict = {"n_queries": n, "runs": results, "qrels_sha256": qrels_digest(args.qrels_file)}
         if tests:
             out["significance"] = {
                 **significance.settings(

@@ -466,7 +466,13 @@ def eval_targets():
 
 def report_targets():
     """Figures for `snakemake --report` (workflow/rules/report.smk)."""
-    names = ["metrics.png", "metrics.tsv", "ndcg_delta.png", "significance.png", "train_loss.png"]
+    names = [
+        "metrics.png",
+        "metrics.tsv",
+        "ndcg_delta.png",
+        "significance.png",
+        "train_loss.png",
+    ]
     return [str(OUT / "report" / n) for n in names]
 
 
