@@ -446,7 +446,7 @@ def tuned_flags(wildcards):
     notes = []
     if SELECT["split"] == wildcards.split:
         n = SELECT["max_queries"]
-        sample = f"a sample of {n} of these queries" if n else "these queries"
+        sample = f"up to {n} of these queries" if n else "these queries"
         notes += [
             f"reranked=checkpoint selected on {sample}",
             f"fused=checkpoint selected on {sample}",
