@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output_dir:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
+        figure(results, args.figure_metric, str(out / "compare.png"))  # first: it may fail
         for s, text in texts.items():
             with atomic_write(out / f"{s}.table.txt") as f:
                 f.write(text)
@@ -275,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
                 },
             },
         )
-        figure(results, args.figure_metric, str(out / "compare.png"))
     print("\n".join(texts.values()), end="")
     return 0
 

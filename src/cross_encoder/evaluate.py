@@ -191,6 +191,18 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(
             None, "nothing to evaluate: give --score_file, --first_stage_file or --run"
         )
+    names = [name for name, _ in runs]
+    baseline = args.baseline or (
+        "baseline"
+        if args.baseline_file
+        else ("first stage" if "first stage" in names else names[0])
+    )
+    named = [r for r in names if r == baseline or r.startswith(baseline + " ")]
+    if not named:
+        raise InputError(None, f"--baseline {baseline!r} is none of the rows: {', '.join(names)}")
+    baseline = named[0]
+    if args.n_resamples < 1:
+        raise InputError(None, "--n_resamples must be >= 1")
     qrels = read_qrels(args.qrels_file)
     results: dict[str, dict[str, float]] = {}
     queries: dict[str, dict[str, dict[str, float]]] = {}
@@ -207,19 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                         f.write(f"{q}\t{p}\t{rank}\n")
     n = len(next(iter(next(iter(queries.values())).values())))
     tuned = tuned_rows(list(queries), args.tuned)
-    baseline = args.baseline or (
-        "baseline"
-        if args.baseline_file
-        else ("first stage" if "first stage" in queries else next(iter(queries)))
-    )
-    named = [r for r in queries if r == baseline or r.startswith(baseline + " ")]
-    if not named:
-        raise InputError(None, f"--baseline {baseline!r} is none of the rows: {', '.join(queries)}")
-    baseline = named[0]
     tests = {}
     if len(queries) > 1:
-        if args.n_resamples < 1:
-            raise InputError(None, "--n_resamples must be >= 1")
         tests = significance.compare(
             queries, baseline, metrics, args.alpha, args.n_resamples, args.seed
         )
