@@ -1,6 +1,7 @@
 # Cross-encoder reranking pipeline: preprocess -> first stage -> train -> rerank -> evaluate.
 # Targets: `eval` (metrics tables + the report's figures; default), `train_teacher_scores`,
-# `distill`. `snakemake --report report.html` works right after `eval`.
+# `distill`, `compare` (runs side by side). `snakemake --report report.html` works right after
+# `eval`.
 # Configure in config/config.yaml (schema: workflow/schemas/config.schema.yaml); local runs
 # use profiles/default automatically.
 from snakemake.utils import min_version
@@ -28,6 +29,8 @@ include: "workflow/rules/quantize.smk"
 include: "workflow/rules/rerank.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/common_compare.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/hub_model.smk"
 include: "workflow/rules/common_distill.smk"
 include: "workflow/rules/teacher.smk"

@@ -62,3 +62,55 @@ def test_fused_row_is_named_by_the_fusion_chosen_on_dev(tmp_path, capsys):
     fusion.write_text("[]")
     assert evaluate.main([*argv, "--fusion_file", str(fusion)]) == 2
     assert "not a fusion file" in capsys.readouterr().err
+
+
+def _thirty(tmp_path):
+    """30 judged queries; the first stage ranks the relevant passage second, the reranker
+    first."""
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("".join(f"q{i}\tp{i}\n" for i in range(30)))
+    first = tmp_path / "first.tsv"
+    first.write_text("".join(f"q{i}\tx{i}\t1\t2\nq{i}\tp{i}\t2\t1\n" for i in range(30)))
+    scores = tmp_path / "scores.tsv"
+    scores.write_text("".join(f"q{i}\tx{i}\t0.1\nq{i}\tp{i}\t0.9\n" for i in range(30)))
+    return qrels, first, scores
+
+
+def test_rows_are_tested_against_the_first_stage(tmp_path, capsys):
+    qrels, first, scores = _thirty(tmp_path)
+    out = tmp_path / "m.json"
+    argv = ["--qrels_file", str(qrels), "--first_stage_file", str(first), "--metrics", "MRR@10"]
+    argv += ["--score_file", str(scores), "--run", f"copy={first}", "--output_json", str(out)]
+    argv += ["--tuned", "reranked=checkpoint selected on 10 of these queries"]
+    assert evaluate.main(argv) == 0
+    table = capsys.readouterr().out
+    lines = table.splitlines()
+    assert [ln for ln in lines if ln.startswith("reranked †")][0].endswith("1.0000*")
+    assert [ln for ln in lines if ln.startswith("copy")][0].endswith("0.5000")
+    assert "* differs from 'first stage' at p < 0.05: two-sided paired t-test over 30" in table
+    assert "Holm-corrected over 2 rows" in table
+    assert "† reranked: checkpoint selected on 10 of these queries" in table
+    res = json.loads(out.read_text())
+    s = res["significance"]
+    assert s["baseline"] == "first stage" and s["n_resamples"] == 10_000
+    r = s["rows"]["reranked"]["MRR@10"]
+    assert r["diff"] == 0.5 and r["ci"] == [0.5, 0.5] and r["significant"]
+    assert r["p_perm"] < 0.001 and (r["wins"], r["ties"], r["losses"]) == (30, 0, 0)
+    c = s["rows"]["copy"]["MRR@10"]
+    assert c["p_t"] == 1.0 and not c["significant"]
+    assert res["tuned_on_these_queries"] == {
+        "reranked": "checkpoint selected on 10 of these queries"
+    }
+
+
+def test_seed_evaluate_with_a_baseline_file(tmp_path, capsys):
+    qrels, first, scores = _thirty(tmp_path)
+    argv = ["--score_file", str(scores), "--qrels_file", str(qrels), "--metrics", "MRR@10"]
+    assert evaluate.main(argv) == 0
+    alone = capsys.readouterr().out
+    assert "differs" not in alone and "Paired" not in alone  # one score file: as before
+    assert evaluate.main([*argv, "--baseline_file", str(first)]) == 0
+    table = capsys.readouterr().out
+    assert "differs from 'baseline'" in table and "+0.5000" in table
+    assert evaluate.main([*argv, "--baseline", "nope"]) == 2
+    assert "--baseline 'nope' is none of the rows" in capsys.readouterr().err

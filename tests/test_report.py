@@ -102,3 +102,27 @@ def test_bad_inputs_say_which_file(tmp_path):
     assert (
         report.main(["metrics", "--metrics", f"dev={bad}", "--plot", str(tmp_path / "m.png")]) == 2
     )
+
+
+def test_significance_figure_from_evaluate_outputs(tmp_path):
+    from cross_encoder import evaluate
+
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("".join(f"q{i}\tp{i}\n" for i in range(12)))
+    first = tmp_path / "first.tsv"
+    first.write_text("".join(f"q{i}\tx{i}\t1\t2\nq{i}\tp{i}\t2\t1\n" for i in range(12)))
+    scores = tmp_path / "scores.tsv"
+    scores.write_text("".join(f"q{i}\tx{i}\t{i % 3}\nq{i}\tp{i}\t1.5\n" for i in range(12)))
+    m, pq = tmp_path / "dev.metrics.json", tmp_path / "dev.per_query.tsv"
+    argv = ["--score_file", str(scores), "--first_stage_file", str(first)]
+    argv += ["--qrels_file", str(qrels), "--metrics", "MRR@10,nDCG@10"]
+    argv += ["--output_json", str(m), "--per_query_file", str(pq), "--tuned", "reranked=x"]
+    assert evaluate.main(argv) == 0
+    plot = tmp_path / "sig.png"
+    argv = ["significance", "--metrics", f"dev={m}", "--per_query", f"dev={pq}"]
+    assert report.main([*argv, "--plot", str(plot)]) == 0
+    _png(plot)
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"n_queries": 1, "runs": {"reranked": {}}}))
+    argv = ["significance", "--metrics", f"dev={bare}", "--per_query", f"dev={pq}"]
+    assert report.main([*argv, "--plot", str(plot)]) == 2

@@ -142,3 +142,18 @@ def test_bad_arguments() -> None:
         synthetic.build(n_train=0)
     with pytest.raises(InputError):
         synthetic.build(two_positive_rate=2.0)
+
+
+def test_test_split_has_its_own_families(tmp_path):
+    kwargs = {"n_train": 30, "n_dev": 12, "n_random_passages": 5}
+    without = synthetic.generate(tmp_path / "a", seed=5, **kwargs)
+    assert "test_query" not in without  # n_test = 0: version 2's five files
+    data = synthetic.build(seed=5, n_test=12, **kwargs)
+    assert len(data.test) == 12
+    ids = [{q.qid for q in qs} for qs in (data.train, data.dev, data.test)]
+    assert not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    facts = {q.target for q in data.train + data.dev}
+    assert not facts & {q.target for q in data.test}  # nothing tuned on dev is tested
+    paths = synthetic.generate(tmp_path / "b", seed=5, n_test=12, **kwargs)
+    assert paths["test_qrels"].name == "qrels.test.tsv"
+    assert len(paths["test_query"].read_text().splitlines()) == 12

@@ -64,7 +64,13 @@ def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
     proc = smk(work, tiny_config, "eval")
     out = work / "results" / "tiny"
     assert "reranked" in proc.stdout and "first stage" in proc.stdout
+    # every row tested against the first stage; rows selected/tuned on dev say so
+    assert "* differs from 'first stage' at p < 0.05: two-sided paired t-test" in proc.stdout
+    assert "† reranked: checkpoint selected on up to" in proc.stdout
+    assert "fusion tuned on these queries" in proc.stdout
     metrics = json.loads((out / "eval" / "dev.metrics.json").read_text())
+    assert metrics["significance"]["n_resamples"] == 10_000
+    assert set(metrics["significance"]["rows"]) == set(metrics["runs"]) - {"first stage"}
     runs = set(metrics["runs"])
     assert {"first stage", "reranked"} < runs
     # the fused row names the setting chosen on dev (rerank/fusion.json)
@@ -100,6 +106,7 @@ def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
         "evaluate",
         "report_metrics",
         "report_delta",
+        "report_significance",
         "hub_model",
     }
     # rerank.quantize auto (the default): the int8 decision is recorded, shown in the card,
@@ -113,6 +120,14 @@ def test_eval_end_to_end_then_only_stale_outputs_rerun(tmp_path, tiny_config):
     tiny_config.write_text(yaml.safe_dump(config))
     plan = planned_jobs(smk(work, tiny_config, "-n", "eval").stdout)
     assert {"quantize", "rerank"} <= plan and "train_cross_encoder" not in plan
+
+    # compare: this run and a copy of it, side by side (identical: p = 1, no mark)
+    shutil.copytree(out / "eval", work / "results" / "copy" / "eval")
+    proc = smk(work, tiny_config, "compare", "--config", 'compare={"runs": ["tiny", "copy"]}')
+    assert "queries judged by every run" in proc.stdout
+    res = json.loads((work / "results" / "compare" / "tiny_vs_copy" / "compare.json").read_text())
+    row = res["splits"]["dev"]["significance"]["rows"]["copy"]["MRR@10"]
+    assert row["p_t"] == 1.0 and not row["significant"]
 
 
 def check_split_plans(work, tmp_path, config):
@@ -150,6 +165,19 @@ def check_split_plans(work, tmp_path, config):
     jobs = planned_jobs(smk(work, path, "-n", "eval").stdout)
     assert {"preprocess_train", "train_cross_encoder", "rerank", "evaluate"} <= jobs
     assert "preprocess_corpus" not in jobs and "preprocess_queries" not in jobs
+
+
+def test_a_test_split_left_out_is_said(tmp_path):
+    cmd = snakemake_cmd(tmp_path, REPO / "config" / "config.yaml", "-n", "eval")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=workflow_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: evaluate.splits" not in proc.stderr  # the demo evaluates dev and test
+    assert "eval/test.table.txt" in proc.stdout
+    only_dev = cmd + ["--config", 'evaluate={"splits": ["dev"]}']
+    proc = subprocess.run(only_dev, capture_output=True, text=True, env=workflow_env())
+    assert proc.returncode == 0, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: evaluate.splits")]
+    assert warnings and "leaves out the test split the data provides" in warnings[0]
 
 
 def test_config_typo_is_rejected(tmp_path, tiny_data, tiny_model_dir):

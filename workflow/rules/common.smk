@@ -54,7 +54,39 @@ DATA = Path(config["results_dir"]) / "data"
 TRAIN = config["train"]
 FIRST = config["first_stage"]
 RERANK = config["rerank"]
-SPLITS = config["evaluate"]["splits"]
+
+
+def provided_splits():
+    """dev, and test when the data has test queries and qrels."""
+    data = config["data"]
+    test = data["source"] in ("synthetic", "beir") or bool(
+        data.get("test_queries") and data.get("test_qrels")
+    )
+    return ["dev", "test"] if test else ["dev"]
+
+
+def evaluated_splits():
+    """evaluate.splits, or every split the data provides (null); one warning line when a
+    provided test split is left out, or a test ranking has no queries and qrels to go with.
+    """
+    chosen, provided = config["evaluate"]["splits"], provided_splits()
+    left = [s for s in provided if chosen is not None and s not in chosen]
+    if left:
+        print(
+            f"warning: evaluate.splits {chosen} leaves out the {' and '.join(left)} split the"
+            " data provides; set evaluate.splits to null (or add it) to evaluate it",
+            file=sys.stderr,
+        )
+    elif "test" not in provided and (FIRST.get("rankings") or {}).get("test"):
+        print(
+            "warning: first_stage.rankings.test is set but data.test_queries/test_qrels are"
+            " not: the test split is not evaluated",
+            file=sys.stderr,
+        )
+    return list(chosen) if chosen is not None else provided
+
+
+SPLITS = evaluated_splits()
 FUSE = RERANK["fuse_with_first_stage"]
 SELECT = TRAIN["selection"]
 METRIC = config["evaluate"]["metrics"][
@@ -179,7 +211,8 @@ def source_tag():
         from cross_encoder.data.synthetic import GENERATOR_VERSION
 
         s = config["data"]["synthetic"]
-        return f"synthetic-v{GENERATOR_VERSION}-seed{s['seed']}-{s['n_train']}x{s['n_dev']}"
+        sizes = f"{s['n_train']}x{s['n_dev']}x{s['n_test']}"
+        return f"synthetic-v{GENERATOR_VERSION}-seed{s['seed']}-{sizes}"
     return src
 
 
@@ -436,13 +469,39 @@ def fusion_how(wildcards, input):
     return flags(FUSE, "method", "weight", "k")
 
 
+def tuned_flags(wildcards):
+    """evaluate --tuned: the rows whose checkpoint was selected, or whose fusion was tuned,
+    on the split's own queries."""
+    notes = []
+    if SELECT["split"] == wildcards.split:
+        n = SELECT["max_queries"]
+        sample = f"up to {n} of these queries" if n else "these queries"
+        notes += [
+            f"reranked=checkpoint selected on {sample}",
+            f"fused=checkpoint selected on {sample}",
+        ]
+    if FUSE["method"] == "auto" and TUNE_SPLIT == wildcards.split:
+        notes.append("fused=fusion tuned on these queries")
+    baseline = config["evaluate"]["baseline"]
+    return " ".join(
+        [q(f"--tuned={n}") for n in notes]
+        + ([f"--baseline {q(baseline)}"] if baseline else [])
+    )
+
+
 def eval_targets():
     return [str(OUT / "eval" / f"{split}.table.txt") for split in SPLITS]
 
 
 def report_targets():
     """Figures for `snakemake --report` (workflow/rules/report.smk)."""
-    names = ["metrics.png", "metrics.tsv", "ndcg_delta.png", "train_loss.png"]
+    names = [
+        "metrics.png",
+        "metrics.tsv",
+        "ndcg_delta.png",
+        "significance.png",
+        "train_loss.png",
+    ]
     return [str(OUT / "report" / n) for n in names]
 
 

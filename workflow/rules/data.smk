@@ -10,6 +10,8 @@ rule generate_synthetic:
             "dev.query.txt",
             "qrels.train.tsv",
             "qrels.dev.tsv",
+            "test.query.txt",
+            "qrels.test.tsv",
         ),
     log:
         str(DATA / "logs" / f"generate_{source_tag()}.log"),
@@ -17,7 +19,7 @@ rule generate_synthetic:
         ENV
     params:
         outdir=output_folder,
-        args=flags(config["data"]["synthetic"], "seed", "n_train", "n_dev"),
+        args=flags(config["data"]["synthetic"], "seed", "n_train", "n_dev", "n_test"),
     shell:
         "python -m cross_encoder.data.synthetic --output_dir {params.outdir:q} {params.args}"
         " > {log:q} 2>&1"

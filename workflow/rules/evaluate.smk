@@ -20,10 +20,12 @@ rule evaluate:
     params:
         metrics=",".join(config["evaluate"]["metrics"]),
         fused=fused_run_flags,
+        tuned=tuned_flags,
     shell:
         slurm_logged(
             "python -m cross_encoder.evaluate --score_file {input.scores:q}"
             " --first_stage_file {input.ranking:q} --qrels_file {input.qrels:q}"
             " --metrics {params.metrics:q} --output_json {output.metrics:q}"
             " --per_query_file {output.per_query:q} --table_file {output.table:q} {params.fused}"
+            " {params.tuned}"
         )

@@ -1,5 +1,6 @@
 # Figures for `snakemake --report report.html`: metrics by stage, the per-query nDCG@10
-# change from reranking, and the training loss curve (cross_encoder.evaluation.report).
+# change from reranking, each row's per-query difference to the baseline with its interval,
+# and the training loss curve (cross_encoder.evaluation.report).
 
 
 rule report_metrics:
@@ -63,3 +64,26 @@ rule report_loss:
     shell:
         "python -m cross_encoder.evaluation.report loss --trainer_state {input:q}/trainer_state.json"
         " --plot {output:q} > {log:q} 2>&1"
+
+
+rule report_significance:
+    input:
+        metrics=expand(OUT / "eval" / "{split}.metrics.json", split=SPLITS),
+        per_query=expand(OUT / "eval" / "{split}.per_query.tsv", split=SPLITS),
+    output:
+        report(
+            OUT / "report" / "significance.png",
+            caption="../report/significance.rst",
+            category="Per query",
+        ),
+    log:
+        OUT / "logs" / "report_significance.log",
+    conda:
+        ENV
+    params:
+        metrics=metrics_flags,
+        per_query=per_query_flags,
+        metric="nDCG@10" if "nDCG@10" in config["evaluate"]["metrics"] else METRIC,
+    shell:
+        "python -m cross_encoder.evaluation.report significance {params.metrics}"
+        " {params.per_query} --metric {params.metric:q} --plot {output:q} > {log:q} 2>&1"

@@ -5,7 +5,9 @@
 writes, in the RetroMAE / MS MARCO formats, ``corpus.tsv`` (``pid\\ttitle\\ttext``, some titles
 empty), ``train.query.txt`` and ``dev.query.txt`` (``qid\\ttext``), ``qrels.train.tsv``
 (``qid\\t0\\tpid\\t1``) and ``qrels.dev.tsv`` (``qid\\tpid``, as RocketQA's dev qrels), so the
-whole pipeline runs offline, in minutes on a CPU, with no user files.
+whole pipeline runs offline, in minutes on a CPU, with no user files. With ``--n_test N`` also
+``test.query.txt`` and ``qrels.test.tsv``: queries on families of their own, never used to
+select a checkpoint or tune a fusion (the workflow's demo reports them as its headline).
 
 Design: a corpus where BM25 is fooled by vocabulary mismatch and near misses, the two things a
 pretrained cross-encoder is known to fix, and that it can learn to fix in minutes on a CPU.
@@ -95,6 +97,8 @@ FILES: dict[str, str] = {
     "train_qrels": "qrels.train.tsv",
     "dev_qrels": "qrels.dev.tsv",
 }
+#: The files of the test split, written when ``n_test`` > 0.
+TEST_FILES: dict[str, str] = {"test_query": "test.query.txt", "test_qrels": "qrels.test.tsv"}
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -558,6 +562,7 @@ class SyntheticDataset:
     passages: list[Passage]  # in pid order
     train: list[Query]  # in qid order
     dev: list[Query]
+    test: list[Query] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- generation
@@ -685,10 +690,13 @@ def build(
     queries_per_family: int = 3,
     family_size: int = 4,
     two_positive_rate: float = 0.05,
+    n_test: int = 0,
 ) -> SyntheticDataset:
     """The dataset in memory; :func:`generate` writes it. See the module docstring."""
     if n_train < 1 or n_dev < 1:
         raise InputError(None, "--n_train and --n_dev must be >= 1")
+    if n_test < 0:
+        raise InputError(None, "--n_test must be >= 0")
     if n_random_passages < 0:
         raise InputError(None, "--n_random_passages must be >= 0")
     if not 2 <= family_size <= MAX_FAMILY:
@@ -701,8 +709,10 @@ def build(
 
     # 1. families of facts; no fact occurs twice in the corpus
     seen: set[Fact] = set()
-    splits: dict[str, list[tuple[list[Fact], list[Fact]]]] = {"train": [], "dev": []}
-    for split, n_queries in (("train", n_train), ("dev", n_dev)):
+    # (the test split comes last, so n_test = 0 gives version 2's files byte for byte)
+    sizes = {"train": n_train, "dev": n_dev, **({"test": n_test} if n_test else {})}
+    splits: dict[str, list[tuple[list[Fact], list[Fact]]]] = {s: [] for s in sizes}
+    for split, n_queries in sizes.items():
         remaining = n_queries
         while remaining:
             for _attempt in range(1000):
@@ -754,7 +764,7 @@ def build(
             q.qid = str(first_qid)
             first_qid += 1
         queries[split] = qs
-    return SyntheticDataset(passages, queries["train"], queries["dev"])
+    return SyntheticDataset(passages, queries["train"], queries["dev"], queries.get("test", []))
 
 
 def _pid_order(p: Passage) -> int:
@@ -770,6 +780,7 @@ def generate(
     queries_per_family: int = 3,
     family_size: int = 4,
     two_positive_rate: float = 0.05,
+    n_test: int = 0,
 ) -> dict[str, Path]:
     """Write the synthetic dataset under ``output_dir``; return ``{key: path}`` (see :data:`FILES`).
 
@@ -777,12 +788,21 @@ def generate(
     relevant passages. The same arguments always give byte-identical files.
     """
     data = build(
-        seed, n_train, n_dev, n_random_passages, queries_per_family, family_size, two_positive_rate
+        seed,
+        n_train,
+        n_dev,
+        n_random_passages,
+        queries_per_family,
+        family_size,
+        two_positive_rate,
+        n_test,
     )
     out = Path(output_dir)
-    paths = {key: out / name for key, name in FILES.items()}
+    paths = {key: out / name for key, name in (FILES | (TEST_FILES if n_test else {})).items()}
     write_corpus(paths["corpus"], ((p.pid, p.title, p.text) for p in data.passages))
-    for split, queries in (("train", data.train), ("dev", data.dev)):
+    for split, queries in (("train", data.train), ("dev", data.dev), ("test", data.test)):
+        if not queries:
+            continue
         write_queries(paths[f"{split}_query"], ((q.qid, q.text) for q in queries))
         # official MS MARCO train qrels have 4 columns, RocketQA's dev qrels 2
         if split == "train":
@@ -791,14 +811,15 @@ def generate(
             )
         else:
             write_qrels_pairs(
-                paths["dev_qrels"], {q.qid: [p.pid for p in q.positives] for q in queries}
+                paths[f"{split}_qrels"], {q.qid: [p.pid for p in q.positives] for q in queries}
             )
     logger.info(
-        "synthetic dataset (seed %d): %d passages, %d train and %d dev queries -> %s",
+        "synthetic dataset (seed %d): %d passages, %d train, %d dev and %d test queries -> %s",
         seed,
         len(data.passages),
         len(data.train),
         len(data.dev),
+        len(data.test),
         out,
     )
     return paths
@@ -813,6 +834,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n_train", type=int, default=300, help="number of train queries")
     p.add_argument("--n_dev", type=int, default=100, help="number of dev queries")
+    p.add_argument(
+        "--n_test", type=int, default=0, help="number of test queries (0: no test split)"
+    )
     p.add_argument("--n_random_passages", type=int, default=50, help="unrelated passages")
     p.add_argument(
         "--queries_per_family", type=int, default=3, help="queries per family of hard passages"
@@ -841,6 +865,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         n_train=args.n_train,
         n_dev=args.n_dev,
+        n_test=args.n_test,
         n_random_passages=args.n_random_passages,
         queries_per_family=args.queries_per_family,
         family_size=args.family_size,

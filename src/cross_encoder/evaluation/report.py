@@ -1,5 +1,6 @@
 """Figures and tables for ``snakemake --report``: metrics by stage, the per-query nDCG@10
-change from reranking, and the training loss curve.
+change from reranking, the per-query difference to the baseline with its interval, and the
+training loss curve.
 
     python -m cross_encoder.evaluation.report metrics --metrics dev=dev.metrics.json \\
         --metrics test=test.metrics.json --plot metrics.png --table metrics.tsv
@@ -7,6 +8,8 @@ change from reranking, and the training loss curve.
     delta.png
     python -m cross_encoder.evaluation.report loss --trainer_state model/trainer_state.json --plot
     loss.png
+    python -m cross_encoder.evaluation.report significance --metrics dev=dev.metrics.json \\
+        --per_query dev=dev.per_query.tsv --metric nDCG@10 --plot significance.png
 
 Inputs are what ``cross_encoder.evaluate`` writes (``{"runs": {run: {metric: value}}}`` and
 ``run\\tmetric\\tqid\\tvalue``) and HF's ``trainer_state.json`` (``log_history``).
@@ -154,6 +157,81 @@ def delta_figure(
     return counts
 
 
+def differences_panel(ax, diffs: list[float], test: dict, title: str) -> None:
+    """Per-query differences, sorted, as bars; the mean difference and its interval across."""
+    diffs = sorted(diffs)
+    colors = ["tab:green" if d > 1e-9 else "tab:red" if d < -1e-9 else "grey" for d in diffs]
+    ax.bar(range(len(diffs)), diffs, width=1.0, color=colors, linewidth=0)
+    lo, hi = test["ci"]
+    ax.axhspan(lo, hi, color="tab:blue", alpha=0.25, label=f"95% CI [{lo:+.3f}, {hi:+.3f}]")
+    ax.axhline(test["diff"], color="tab:blue", lw=1.2, label=f"mean {test['diff']:+.4f}")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlim(-0.5, len(diffs) - 0.5)
+    ax.set_xlabel(
+        f"queries, sorted ({test['wins']} won / {test['ties']} tied / {test['losses']} lost)"
+    )
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def significance_figure(
+    metrics: list[tuple[str, str]], per_query: list[tuple[str, str]], plot: str, metric: str
+) -> int:
+    """One panel per split (columns) and compared row (rows): the per-query ``metric``
+    difference to the baseline with the mean, its bootstrap interval and the Holm p-values,
+    from what ``cross_encoder.evaluate`` wrote. Returns the number of panels."""
+    paths = dict(per_query)
+    panels = []
+    for split, path in metrics:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(path, f"not an evaluate metrics JSON ({e})") from None
+        sig = data.get("significance") if isinstance(data, dict) else None
+        if not sig:
+            raise InputError(path, "has no significance (one row only?)")
+        if split not in paths:
+            raise InputError(None, f"--per_query: no file for split {split!r}")
+        pq = load_per_query(paths[split], metric)
+        base = pq.get(sig["baseline"])
+        if base is None:
+            raise InputError(paths[split], f"no {sig['baseline']!r} rows for {metric}")
+        tuned = data.get("tuned_on_these_queries", {})
+        for row, tests in sig["rows"].items():
+            if metric not in tests:
+                raise InputError(path, f"no {metric} in the significance of {row!r}")
+            vals = pq.get(row, {})
+            diffs = [vals.get(q, 0.0) - v for q, v in base.items()]
+            panels.append((split, row, diffs, tests[metric], row in tuned))
+    splits = list(dict.fromkeys(p[0] for p in panels))
+    rows = list(dict.fromkeys(p[1] for p in panels))
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(rows), len(splits), figsize=(6.5 * len(splits), 3.2 * len(rows)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for split, row, diffs, test, tuned in panels:
+        ax = axes[rows.index(row)][splits.index(split)]
+        ax.set_visible(True)
+        mark = "*" if test["significant"] else ""
+        flag = " † tuned on these queries" if tuned else ""
+        title = (
+            f"{split}: {row}{mark}{flag}\np(t) {test['p_t_holm']:.2g}, p(perm) "
+            f"{test['p_perm_holm']:.2g} (Holm)"
+        )
+        differences_panel(ax, diffs, test, title)
+        ax.set_ylabel(f"{metric} − baseline")
+    fig.suptitle(
+        f"Per-query {metric} difference to {sig['baseline']!r}, with the mean and its interval"
+    )
+    fig.tight_layout()
+    _save(fig, plot)
+    plt.close(fig)
+    return len(panels)
+
+
 def load_log_history(path: str) -> list[dict]:
     try:
         state = json.loads(Path(path).read_text())
@@ -236,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     loss = sub.add_parser("loss", help="training loss curve and the dev selection curve")
     loss.add_argument("--trainer_state", required=True)
     loss.add_argument("--plot", required=True)
+    s = sub.add_parser(
+        "significance", help="per-query differences to the baseline with the interval"
+    )
+    s.add_argument("--metrics", action="append", required=True, metavar="SPLIT=JSON")
+    s.add_argument("--per_query", action="append", required=True, metavar="SPLIT=TSV")
+    s.add_argument("--metric", default="nDCG@10")
+    s.add_argument("--plot", required=True)
     args = p.parse_args(argv)
     setup_logging()
     if args.kind == "metrics":
@@ -243,6 +328,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.kind == "delta":
         counts = delta_figure(_named(args.per_query, "--per_query"), args.plot, args.metric)
         logger.info("per-query change: %s", counts)
+    elif args.kind == "significance":
+        n = significance_figure(
+            _named(args.metrics, "--metrics"),
+            _named(args.per_query, "--per_query"),
+            args.plot,
+            args.metric,
+        )
+        logger.info("plotted %d panels", n)
     else:
         n = loss_figure(args.trainer_state, args.plot)
         logger.info("plotted %d loss points", n)
