@@ -89,13 +89,11 @@ def model_flops(model_dir: str):
 
 
 def lengths(folder: Path) -> dict[str, int]:
-    import pyarrow.dataset as ds
+    """Token count per id of a tokenized folder (any layout the package reads)."""
+    from cross_encoder.io.collection import TokenizedCollection
 
-    files = sorted(str(p) for p in Path(folder).rglob("*.parquet"))
-    table = ds.dataset(files, format="parquet").to_table(columns=["id", "input_ids"])
-    ids = table.column("id").to_pylist()
-    lens = table.column("input_ids").combine_chunks().value_lengths().to_pylist()
-    return {str(i): n for i, n in zip(ids, lens, strict=True)}
+    c = TokenizedCollection.load(folder)
+    return {str(i): int(n) for i, n in zip(c.ids, c.lengths(), strict=True)}
 
 
 def pair_len(q: int, p: int, max_len: int) -> int:

@@ -28,7 +28,7 @@ def test_gpu_check_dry_mode_runs_end_to_end(tmp_path):
     )  # fmt: skip
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
-    assert out.rstrip().endswith("== ok"), out[-2000:]
+    assert r.stdout.rstrip().endswith("== ok"), out[-2000:]
     for line in ("train ZeRO-2: ", "train DDP: ", "predict: ", "ZeRO-2 / DDP training"):
         assert line in out, out[-2000:]
     assert "model: deberta-v2, 2 x 32" in out

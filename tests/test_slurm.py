@@ -78,9 +78,13 @@ def write_test_profile(dest: Path, cluster: SlurmCluster, source: Path = SLURM_P
         set_resources[rule] = resources
     profile["set-resources"] = set_resources
 
-    profile["set-threads"] = {
+    threads = {
         rule: min(int(n), cluster.cpus) for rule, n in (profile.get("set-threads") or {}).items()
     }
+    if threads:
+        profile["set-threads"] = threads
+    else:  # an empty mapping is an empty --set-threads, which snakemake rejects
+        profile.pop("set-threads", None)
     for key in SITE_SETTINGS:
         profile.pop(key, None)
     profile.update(
@@ -276,7 +280,7 @@ def test_test_profile_derives_from_slurm_profile(tmp_path: Path) -> None:
         assert not set(resources) & (set(GPU_RESOURCES) - {"gpu"})
         assert resources["runtime"] == real["set-resources"][rule]["runtime"]
         assert resources["mem_mb"] <= 4000
-    assert all(n <= 2 for n in profile["set-threads"].values())
+    assert all(n <= 2 for n in (profile.get("set-threads") or {}).values())
 
 
 def test_toy_workflow_runs_every_rule_as_a_slurm_job(

@@ -153,6 +153,7 @@ def check_split_plans(work, tmp_path, config):
         "evaluate",
         "report_metrics",
         "report_delta",
+        "report_significance",
         "hub_model",
         "eval",
     }
