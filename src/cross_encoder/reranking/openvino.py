@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from cross_encoder.io.collection import TokenizedCollection
-from cross_encoder.reranking.predict import PairBuilder, _score_head, pair_rows, score_chunks
+from cross_encoder.reranking.predict import PairBuilder, _score_head
 from cross_encoder.training.dataset import PairTemplate
 
 logger = logging.getLogger(__name__)
@@ -206,20 +206,17 @@ def score_pairs(
     """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32: the batches of
     :func:`cross_encoder.reranking.predict.score_pairs` (length-sorted under a token budget,
     chunk by chunk), one process."""
-    queries, qrows = pair_rows(queries, [q for q, _ in pairs])
-    corpus, prows = pair_rows(corpus, [p for _, p in pairs])
-    builder = PairBuilder(template, queries, corpus)
-    out = np.empty(len(pairs), dtype=np.float32)
-    for lo, sc in score_chunks(
-        batch_scorer(scorer, builder),
-        builder,
-        qrows,
-        prows,
+    from cross_encoder.reranking.predict import score_pair_list
+
+    return score_pair_list(
+        lambda builder: batch_scorer(scorer, builder),
+        template,
+        queries,
+        corpus,
+        pairs,
         max_tokens,
         max_pairs,
-        chunk_pairs or max(1, len(pairs)),
-        progress=progress,
+        chunk_pairs,
+        progress,
         desc="predict (openvino)",
-    ):
-        out[lo : lo + len(sc)] = sc
-    return out
+    )

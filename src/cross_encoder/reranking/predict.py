@@ -275,27 +275,57 @@ def score_pairs(
     Under ``torch.distributed`` every rank scores its share of the batches; rank 0 returns
     all scores, the other ranks return ``None``.
     """
+    model.eval()
+    with fp32_score_head(model):
+        out = score_pair_list(
+            lambda builder: torch_scorer(model, builder, device, autocast_dtype),
+            template,
+            queries,
+            corpus,
+            pairs,
+            max_tokens,
+            max_pairs,
+            chunk_pairs,
+            progress,
+        )
+    if _world()[0] != 0:
+        return None
+    return out
+
+
+def score_pair_list(
+    make_score_batch: Callable[[PairBuilder], Callable[[np.ndarray, np.ndarray], np.ndarray]],
+    template: PairTemplate,
+    queries,
+    corpus,
+    pairs: Sequence[tuple[str, str]],
+    max_tokens: int = 16384,
+    max_pairs: int = 0,
+    chunk_pairs: int | None = None,
+    progress: bool = True,
+    desc: str = "predict",
+) -> np.ndarray:
+    """Scores of ``pairs`` (``(qid, pid)``) in input order, as float32, by the engine that
+    ``make_score_batch(builder)`` returns (torch or OpenVINO): the list form of
+    :func:`score_chunks`, shared by both backends' ``score_pairs``. Entries a rank does not
+    score (other ranks' batches) stay unset."""
     queries, qrows = pair_rows(queries, [q for q, _ in pairs])
     corpus, prows = pair_rows(corpus, [p for _, p in pairs])
     builder = PairBuilder(template, queries, corpus)
-    model.eval()
     out = np.empty(len(pairs), dtype=np.float32)
-    with fp32_score_head(model):
-        for lo, sc in score_chunks(
-            torch_scorer(model, builder, device, autocast_dtype),
-            builder,
-            qrows,
-            prows,
-            max_tokens,
-            max_pairs,
-            chunk_pairs or max(1, len(pairs)),
-            progress=progress,
-        ):
-            if sc is None:
-                continue
+    for lo, sc in score_chunks(
+        make_score_batch(builder),
+        builder,
+        qrows,
+        prows,
+        max_tokens,
+        max_pairs,
+        chunk_pairs or max(1, len(pairs)),
+        progress=progress,
+        desc=desc,
+    ):
+        if sc is not None:
             out[lo : lo + len(sc)] = sc
-    if _world()[0] != 0:
-        return None
     return out
 
 

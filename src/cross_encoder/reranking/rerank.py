@@ -136,7 +136,7 @@ def rerank_file(model, data_args, training_args, template, model_args) -> None:
 
     int8 = scorer_for_predict(model, model_args, data_args, training_args, template)
     if int8 is not None:
-        scored, finish = _predict_int8(int8, training_args, builder)
+        scored, finish = _predict_compiled(int8, training_args, builder, "predict (int8)")
     elif training_args.backend == "openvino":
         scored, finish = _predict_openvino(model, training_args, template, builder)
     else:
@@ -189,7 +189,6 @@ def _predict_openvino(model, training_args, template, builder):
     import torch.distributed as dist
 
     from cross_encoder.reranking import openvino as openvino_backend
-    from cross_encoder.reranking.predict import score_chunks
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         raise InputError(None, "--backend openvino runs in one process: drop torchrun (nproc 1)")
@@ -203,24 +202,12 @@ def _predict_openvino(model, training_args, template, builder):
         precision = hardware.resolve("auto", "cpu")
     scorer = openvino_backend.compile_model(model.cpu(), template, precision=precision)
     logger.info("predict precision: OpenVINO %s, fp32 score head", scorer.precision)
-
-    def scored(qrows, prows, chunks):
-        return score_chunks(
-            openvino_backend.batch_scorer(scorer, builder),
-            builder,
-            qrows,
-            prows,
-            chunks=chunks,
-            desc="predict (openvino)",
-            **_batch_budget(training_args),
-        )
-
-    return scored, lambda: None
+    return _predict_compiled(scorer, training_args, builder, "predict (openvino)")
 
 
-def _predict_int8(scorer, training_args, builder):
-    """``--quantize`` chose the accepted int8 model (:mod:`.quantize`); returns as
-    :func:`_predict_openvino`."""
+def _predict_compiled(scorer, training_args, builder, desc):
+    """A compiled OpenVINO scorer (full precision, or the accepted int8 model of
+    :mod:`.quantize`) through :func:`score_chunks`; returns as :func:`_predict_openvino`."""
     from cross_encoder.reranking import openvino as openvino_backend
     from cross_encoder.reranking.predict import score_chunks
 
@@ -231,7 +218,7 @@ def _predict_int8(scorer, training_args, builder):
             qrows,
             prows,
             chunks=chunks,
-            desc="predict (int8)",
+            desc=desc,
             **_batch_budget(training_args),
         )
 
