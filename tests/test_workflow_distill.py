@@ -1,6 +1,8 @@
-"""`snakemake train_teacher_scores` and `snakemake distill` on tiny data, end to end."""
+"""`snakemake train_teacher_scores` and `snakemake distill` on tiny data, end to end; the
+teacher scores and a split's rerank scored by 2 shard jobs each equal the one-job files."""
 
 import json
+import re
 
 import pytest
 from conftest import run_snakemake as smk
@@ -13,10 +15,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_teacher_scores_then_distill(tmp_path, tiny_data, tiny_model_dir):
-    config = write_tiny_config(
-        tmp_path / "tiny.yaml",
-        tiny_data,
-        tiny_model_dir,
+    settings = dict(
+        # 7-pair chunks: the train ranking's 80 pairs (16 queries x top 5) are 12 chunks, so
+        # that 2 shards each score 6, with queries split across chunk and shard borders
+        rerank={"prediction_topk": 10, "chunk_pairs": 7},
         distill={
             "model": str(tiny_model_dir),
             "batch_size": 4,
@@ -25,10 +27,12 @@ def test_teacher_scores_then_distill(tmp_path, tiny_data, tiny_model_dir):
             "learning_rate": 1e-3,
         },
     )
+    config = write_tiny_config(tmp_path / "tiny.yaml", tiny_data, tiny_model_dir, **settings)
     work = tmp_path / "work"
     out = work / "results" / "tiny"
 
-    proc = smk(work, config, "train_teacher_scores")
+    dev_scores = "results/tiny/rerank/dev.scores.tsv"  # one job, as the shards below
+    proc = smk(work, config, "train_teacher_scores", dev_scores)
     assert "has a score" in proc.stdout
     assert "distill_bi_encoder" not in proc.stdout
     teacher = out / "teacher"
@@ -44,6 +48,37 @@ def test_teacher_scores_then_distill(tmp_path, tiny_data, tiny_model_dir):
     assert all(p in rerank[q] for q, ps in negs.items() for p in ps)
     check = json.loads((teacher / "check.json").read_text())
     assert check["sample_neg_from_topk"] == 5 and check["missing_negative_scores"] == 0
+
+    # The same trained model, the train ranking's teacher scores and the dev rerank scored by
+    # 2 shard jobs each (scattergather) and gathered: the one-job files, byte for byte.
+    one_job = {
+        "teacher": (teacher / "train_rerank_score.txt").read_bytes(),
+        "rerank": (out / "rerank" / "dev.scores.tsv").read_bytes(),
+    }
+    (teacher / "train_rerank_score.txt").unlink()
+    (out / "rerank" / "dev.scores.tsv").unlink()
+    sharded = write_tiny_config(
+        tmp_path / "sharded.yaml",
+        tiny_data,
+        tiny_model_dir,
+        teacher={"shards": 2},
+        **{**settings, "rerank": {**settings["rerank"], "shards": 2}},
+    )
+    proc = smk(work, sharded, "results/tiny/teacher/train_rerank_score.txt", dev_scores)
+    jobs = proc.stdout + proc.stderr
+    for rule in ("teacher_shard", "gather_teacher", "rerank", "gather_rerank"):
+        assert f"rule {rule}:" in jobs
+    assert "rule train:" not in jobs and "rule teacher_scores:" not in jobs  # model reused
+    # each shard scored its share of the chunks: 80 pairs = 12 chunks, 60 pairs = 9
+    for log, chunks, n in [("teacher_scores_rerank", (6, 6), 80), ("rerank_dev", (4, 5), 60)]:
+        shard_logs = [(out / "logs" / f"{log}.{i}-of-2.log").read_text() for i in (1, 2)]
+        for i, text in enumerate(shard_logs, 1):
+            assert f"shard {i} of 2: {chunks[i - 1]} chunks of 7 pairs" in text, text[-2000:]
+        assert sum(int(x) for t in shard_logs for x in re.findall(r"scored (\d+) pairs", t)) == n
+    assert (teacher / "train_rerank_score.txt").read_bytes() == one_job["teacher"]
+    assert (out / "rerank" / "dev.scores.tsv").read_bytes() == one_job["rerank"]
+    assert not list((teacher / "shards").glob("*.txt"))  # the shards were temp()
+    config = sharded  # what follows reuses the gathered files
 
     proc = smk(work, config, "distill")
     for row in ("first stage (bm25)", "dense before distillation", "dense after distillation"):
