@@ -5,6 +5,7 @@ nothing and what is measured is the pipeline around it), each run under ``/usr/b
 
     python benchmarks/scale_pairs.py /tmp/scale_pairs                 # 2M, 5M, 20M pairs
     python benchmarks/scale_pairs.py /tmp/scale_pairs --sizes 200000  # a quick look
+    python benchmarks/scale_pairs.py /tmp/scale_pairs --stages --sizes 2000000,20000000
 
 Prints, per ranking size: wall time, peak RSS and pairs/s (whole job, and the scoring loop
 alone as the job logs it); the work outside the model's forward timed on its own (reading the
@@ -12,6 +13,16 @@ ranking into row arrays, building and padding the length-sorted batches, writing
 the same ranking scored as ``--shards`` shard jobs one after another, their total time and
 whether the gathered file equals the one-job file byte for byte; and a linear fit of peak RSS
 against pairs, extrapolated to the seed's teacher step (8.8M passages, 100M pairs).
+
+``--stages``: every other step that reads a ranking or score file of that size, each the
+real command in a process of its own under GNU time (peak RSS, wall): reading the ranking
+(``iter_ranking``), hard negatives (``first_stage.negatives``, depth 200), the teacher
+coverage check (``distillation.teacher check``, topk 200, group 16, over the scores of every
+ranked pair and the positives'), reciprocal-rank fusion of two runs (``first_stage.fusion``),
+the reranked/fused runs (``reranking.fusion --method rrf``), evaluation with significance
+tests (``evaluate``, first stage vs scores), and the training groups (``TrainDataset`` from
+the hard negatives, 10,000 groups of 16 drawn). ``--train_queries 500000`` adds the training
+data of 500k queries x 200 negatives (100M negative ids).
 
 Everything is written under the folder given (about 0.8 GB of ranking text for 20M pairs),
 never into the repository. Needs GNU time (Debian: ``apt-get install time``).
@@ -192,11 +203,158 @@ def pipeline_only(work: Path, model: Path, sizes: list[int], rankings: dict) -> 
     return out
 
 
+STAGES = ("read", "negatives", "teacher_check", "rrf", "rerank_fusion", "evaluate", "train_data")
+
+
+def stage_inputs(work: Path, n: int) -> dict[str, Path]:
+    """Files the stages read, derived from ``ranking_<n>.tsv`` (kept between runs): the
+    cross-encoder's scores of every ranked pair (``qid pid score``), one positive per query
+    (its rank-3 passage, so that hard negatives drop it) and the positives' scores."""
+    f = {
+        "ranking": work / f"ranking_{n}.tsv",
+        "scores": work / f"scores_{n}.tsv",
+        "qrels": work / f"qrels_{n}.tsv",
+        "qrels_score": work / f"qrels_score_{n}.tsv",
+        "negs": work / f"negs_{n}.tsv",
+    }
+    awk = {
+        "scores": '{print $1 "\\t" $2 "\\t" sprintf("%.4f", (NR * 7919) % 10007 / 1000)}',
+        "qrels": '$3 == 3 {print $1 "\\t0\\t" $2 "\\t1"}',
+        "qrels_score": '$3 == 3 {print $1 "\\t" $2 "\\t1.5"}',
+    }
+    for key, prog in awk.items():
+        if not f[key].exists():
+            tmp = f[key].with_suffix(".part")
+            with open(tmp, "w") as out:
+                subprocess.run(["awk", "-F", "\t", prog, str(f["ranking"])], stdout=out, check=True)
+            tmp.rename(f[key])
+    return f
+
+
+def stage_cmd(work: Path, stage: str, n: int, f: dict[str, Path]) -> list[str]:
+    """The real command of ``stage`` on the inputs of size ``n`` (outputs under ``work``)."""
+    py = [sys.executable, "-m"]
+    o = work / "stage_out"
+    o.mkdir(exist_ok=True)
+    if stage == "negatives":
+        return [*py, "cross_encoder.first_stage.negatives", "--ranking_file", str(f["ranking"]),
+                "--qrels_file", str(f["qrels"]), "--output_file", str(f["negs"]),
+                "--depth", "200"]  # fmt: skip
+    if stage == "teacher_check":
+        return [*py, "cross_encoder.distillation.teacher", "check", "--teacher_score_files",
+                f"{f['qrels_score']},{f['scores']}", "--train_qrels", str(f["qrels"]),
+                "--neg_file", str(f["negs"]), "--sample_neg_from_topk", "200",
+                "--group_size", "16", "--report", str(o / f"check_{n}.json")]  # fmt: skip
+    if stage == "rrf":
+        return [*py, "cross_encoder.first_stage.fusion", "--ranking", str(f["ranking"]),
+                "--ranking", str(f["scores"]), "--output_ranking", str(o / f"rrf_{n}.tsv"),
+                "--depth", "1000"]  # fmt: skip
+    if stage == "rerank_fusion":
+        return [*py, "cross_encoder.reranking.fusion", "--scores", str(f["scores"]),
+                "--ranking", str(f["ranking"]), "--output_full", str(o / f"full_{n}.tsv"),
+                "--method", "rrf", "--output_fused", str(o / f"fused_{n}.tsv")]  # fmt: skip
+    if stage == "evaluate":
+        return [*py, "cross_encoder.evaluate", "--score_file", str(f["scores"]),
+                "--qrels_file", str(f["qrels"]), "--first_stage_file", str(f["ranking"]),
+                "--output_json", str(o / f"eval_{n}.json"), "--no_ranked_results"]  # fmt: skip
+    # in a child of this script: reading the ranking; the training groups
+    return [sys.executable, __file__, str(work), "--_stage", stage, str(n)]
+
+
+def run_stage_in_process(work: Path, stage: str, n: int) -> None:
+    """The stages that have no command of their own (the child of ``stages``)."""
+    t = time.perf_counter()
+    if stage == "read":
+        from cross_encoder.io import iter_ranking
+
+        pairs = sum(1 for _ in iter_ranking(work / f"ranking_{n}.tsv"))
+        print(f"STAGE read {pairs} pairs in {time.perf_counter() - t:.1f} s")
+        return
+    from types import SimpleNamespace
+
+    from cross_encoder.io.collection import TokenizedCollection
+    from cross_encoder.training.dataset import load_training_data
+
+    train = n < 0  # the 500k-query training data of --train_queries
+    n = abs(n)
+    f = train_inputs(work, n) if train else stage_inputs(work, n)
+    corpus = TokenizedCollection.load(work / "corpus")
+    t = time.perf_counter()
+    args = SimpleNamespace(
+        train_query_file=str(work / ("train_query_big" if train else "train_query")),
+        train_query_id_file=None, train_qrels=str(f["qrels"]), neg_file=str(f["negs"]),
+        train_group_size=16, sample_neg_from_topk=200, sample_neg_skip_topk=0,
+        random_negatives=0,
+    )  # fmt: skip
+    dataset = load_training_data(args, 42, corpus)
+    t_load = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(0, len(dataset), max(1, len(dataset) // 10_000)):
+        dataset[i]
+    print(
+        f"STAGE train_data {len(dataset)} queries loaded in {t_load:.1f} s, "
+        f"10,000 groups in {time.perf_counter() - t:.1f} s"
+    )
+
+
+def train_inputs(work: Path, n_queries: int) -> dict[str, Path]:
+    """Training data of ``n_queries`` queries x 200 hard negatives (a neg_file of
+    ``n_queries * 200`` ids), one positive each, and the tokenized queries."""
+    rng = np.random.default_rng(1)
+    f = {
+        "qrels": work / f"train_qrels_{n_queries}.tsv",
+        "negs": work / f"train_negs_{n_queries}.tsv",
+    }
+    if not (work / "train_query_big" / "mapping_id.txt").exists():
+        write_collection(work / "train_query_big", "q", n_queries, 9, 3, 2, 30, rng)
+    if not f["negs"].exists():
+        n_passages = len((work / "corpus" / "mapping_id.txt").read_text().splitlines())
+        with open(f["qrels"], "w") as qf, open(f["negs"].with_suffix(".part"), "w") as nf:
+            for q0 in range(0, n_queries, 10_000):
+                pids = rng.integers(0, n_passages, (min(10_000, n_queries - q0), 201))
+                for i, row in enumerate(pids.tolist()):
+                    qf.write(f"q{q0 + i}\t0\tp{row[0]}\t1\n")
+                    nf.write(f"q{q0 + i}\t" + ",".join(f"p{p}" for p in row[1:]) + "\n")
+        f["negs"].with_suffix(".part").rename(f["negs"])
+    return f
+
+
+def stages(work: Path, sizes: list[int], names: list[str], train_queries: int | None) -> dict:
+    """Each stage at each size, in a process of its own under GNU time."""
+    out: dict = {}
+    print(f"{'stage':<14} {'pairs':>12} {'wall s':>8} {'peak RSS GB':>12} {'B/pair':>7}")
+    runs = [(s, n) for n in sizes for s in names]
+    if train_queries:
+        train_inputs(work, train_queries)
+        runs.append(("train_data", -train_queries))
+    for stage, n in runs:
+        f = stage_inputs(work, n) if n > 0 else {}
+        cmd = stage_cmd(work, stage, n, f)
+        log = work / f"stage_{stage}_{n}.log"
+        r = timed(f"{stage} {n}", cmd, log)
+        pairs = n if n > 0 else -n * 200
+        r["pairs"] = pairs
+        r["bytes_per_pair"] = round(r["peak_rss_gb"] * 1e9 / pairs, 1)
+        line = re.search(r"^STAGE (.*)$", log.read_text(), re.M)
+        if line:
+            r["note"] = line.group(1)
+        out[f"{stage} {pairs}"] = r
+        label = stage if n > 0 else f"train_data ({-n:,} q x 200)"
+        print(
+            f"{label:<14} {pairs:>12,} {r['wall_s']:>8.1f} {r['peak_rss_gb']:>12.3f} "
+            f"{r['bytes_per_pair']:>7.1f}" + (f"  {r['note']}" if "note" in r else "")
+        )
+    return out
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[2] == "--_pipeline":  # the child of pipeline_only
         work = Path(sys.argv[1])
         result = outside_forward(work, work / "model", Path(sys.argv[3]))
         print("PIPELINE " + json.dumps(result))
+        return
+    if len(sys.argv) == 5 and sys.argv[2] == "--_stage":  # the child of stages
+        run_stage_in_process(Path(sys.argv[1]), sys.argv[3], int(sys.argv[4]))
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("workdir", type=Path, help="a scratch folder outside the repository")
@@ -214,6 +372,16 @@ def main() -> None:
         action="store_true",
         help="each size through everything but the model's forward, in its own process",
     )
+    p.add_argument(
+        "--stages",
+        nargs="?",
+        const=",".join(STAGES),
+        default=None,
+        help=f"the other steps at each size instead of scoring (comma-separated; {STAGES})",
+    )
+    p.add_argument(
+        "--train_queries", type=int, default=None, help="with --stages: also N queries x 200"
+    )
     args = p.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     work = args.workdir
@@ -223,7 +391,7 @@ def main() -> None:
     print(f"data: {args.passages:,} passages, {n_queries:,} queries x top-{args.topk}")
     t = time.perf_counter()
     model = build_model(work / "model", args.hidden)
-    if not (work / "corpus" / "data.parquet").exists():  # data of an earlier run are kept
+    if not (work / "corpus" / "mapping_id.txt").exists():  # data of an earlier run are kept
         # MS MARCO passages: ~75 BERT tokens (mean), queries ~9
         write_collection(work / "corpus", "p", args.passages, 75, 25, 8, 200, rng)
         write_collection(work / "train_query", "q", max(n_queries, 100_000), 9, 3, 2, 30, rng)
@@ -233,6 +401,15 @@ def main() -> None:
     rankings = {n: work / f"ranking_{n}.tsv" for n in sizes}
     print(f"generated in {time.perf_counter() - t:.0f} s")
     results: dict = {"sizes": {}}
+    if args.stages:
+        names = [x for x in args.stages.split(",") if x]
+        if set(names) - set(STAGES):
+            sys.exit(f"unknown stages: {sorted(set(names) - set(STAGES))}; known: {STAGES}")
+        results["stages"] = stages(work, sizes, names, args.train_queries)
+        out = work / f"stages_{'_'.join(map(str, sizes))}.json"
+        out.write_text(json.dumps(results, indent=2))
+        print(f"results: {out}")
+        return
     if args.pipeline_only:
         results["pipeline_only"] = pipeline_only(work, model, sizes, rankings)
         out = work / f"pipeline_{'_'.join(map(str, sizes))}.json"

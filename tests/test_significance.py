@@ -88,3 +88,18 @@ def test_table_of_differences_names_baseline_and_marks():
     text = sig.format_differences(res, ["m"], "first stage")
     assert "vs 'first stage'" in text and "30/0/0" in text and "<0.0001*" in text
     assert "Holm-corrected over 1 row" in sig.legend("first stage", 1, 30)
+
+
+@pytest.mark.parametrize("batch_values", [301 * 7, 10])
+def test_batched_resampling_gives_the_unbatched_results(batch_values):
+    # memory: scipy's resamples drawn a few at a time (batch = values // queries) must be the
+    # same resamples as all at once: p-values and interval equal to the last digit
+    base = [((i * 37) % 11) / 10 for i in range(301)]
+    run = [
+        min(1.0, v + (0.2 if i % 4 == 0 else -0.1 if i % 9 == 0 else 0.0))
+        for i, v in enumerate(base)
+    ]
+    whole = sig.paired_test(run, base, n_resamples=2000, batch_values=10**12)
+    batched = sig.paired_test(run, base, n_resamples=2000, batch_values=batch_values)
+    assert batched == whole
+    assert whole.ci[0] < whole.diff < whole.ci[1] and whole.p_perm < 0.01
