@@ -3,6 +3,7 @@ it can sample (a missing one is a KeyError there)."""
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,50 @@ def test_coverage_missing_positive_and_short_groups():
     cov = teacher.coverage(SCORES, {"q1": ["p1", "p9"], "q3": ["p3"]}, {"q1": ["n1"]}, 10, 3)
     assert cov.missing_positives == [("q1", "p9"), ("q3", "p3")]
     assert cov.short_queries == [("q1", 1), ("q3", 0)]
+
+
+@pytest.mark.parametrize("topk,group", [(3, None), (6, 5), (50, 8)])
+def test_streamed_file_check_equals_the_check_of_loaded_scores(tmp_path, topk, group):
+    # check_files streams the files into int64 keys (bounded memory); it must find what
+    # coverage() finds on the loaded dicts: counts, the first missing pairs in query order,
+    # short queries; with repeated neg_file qids, duplicates, ids of nothing, two files
+    rng = random.Random(topk)
+    qids = [f"q{i}" for i in range(40)]
+    pos = {q: rng.sample([f"p{j}" for j in range(30)], rng.randint(1, 2)) for q in qids[:30]}
+    qrels = write(tmp_path / "qrels.tsv", "".join(f"{q}\t{p}\n" for q in pos for p in pos[q]))
+    neg_lines = []
+    for q in rng.sample(qids, 35):  # some judged queries get none, others several lines
+        for _ in range(rng.randint(1, 2)):
+            neg_lines.append(f"{q}\t" + ",".join(f"p{rng.randrange(60)}" for _ in range(4)))
+    negs = write(tmp_path / "negs.tsv", "\n".join(neg_lines) + "\n")
+    every = [(q, f"p{j}") for q in [*qids, "nobody"] for j in range(61)]
+    scored = rng.sample(every, len(every) * 7 // 10)
+    a = write(
+        tmp_path / "a.txt", "".join(f"{q}\t{p}\t{rng.random():.3f}\n" for q, p in scored[::2])
+    )
+    b = write(
+        tmp_path / "b.txt", "".join(f"{q} {p} [{rng.random():.3f}]\n" for q, p in scored[1::2])
+    )
+    whole = teacher.coverage(
+        teacher.read_teacher_scores([a, b]), io.positives(io.read_qrels(qrels)),
+        io.read_neg_file(negs), topk, group,
+    )  # fmt: skip
+    streamed = teacher.coverage_of_files(f"{a},{b}", qrels, negs, topk, group)
+    assert whole.n_missing_positives > 0 and whole.n_missing_negatives > teacher.EXAMPLES
+    for f in ("n_queries", "n_pairs", "n_missing_positives", "n_missing_negatives"):
+        assert getattr(streamed, f) == getattr(whole, f), f
+    assert streamed.short_queries == whole.short_queries
+    assert streamed.missing_positives == whole.missing_positives[: teacher.EXAMPLES]
+    assert streamed.missing_negatives == whole.missing_negatives[: teacher.EXAMPLES]
+    assert streamed.summary() == whole.summary()
+
+
+def test_file_check_names_the_bad_line_of_a_score_file(tmp_path):
+    qrels = write(tmp_path / "qrels.tsv", "q1\tp1\n")
+    negs = write(tmp_path / "negs.tsv", "q1\tn1\n")
+    scores = write(tmp_path / "s.txt", "q1\tp1\t1.0\nq1\tn1\tnan?\n")
+    with pytest.raises(io.InputError, match="s.txt:2: score 'nan\\?' is not a number"):
+        teacher.check_files(scores, qrels, negs, 5)
 
 
 def test_read_teacher_scores_merges_files_and_accepts_retromae_brackets(tmp_path):

@@ -13,6 +13,12 @@ module checks it beforehand:
         --train_qrels train_qrels.txt --neg_file train.negs.tsv \\
         --sample_neg_from_topk 30 --group_size 8
 
+The check streams the files: the pairs that can be drawn (positives and the neg_file's
+top-k) are held as one int64 key each (query and passage numbered as they are met), the
+score files are read line by line and mark the keys they cover. Memory: ~20 bytes per
+pair that can be drawn, nothing per scored pair (the scores of 20M pairs took 4.2 GB as
+Python dicts).
+
 Exit 0 when every pair has a score (the log line and ``--report`` name the depth and group
 size verified, and the RetroMAE flags they stand for); exit 2 with one line naming the file,
 the first missing pair and the number missing otherwise.
@@ -22,14 +28,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from cross_encoder.io import (
     InputError,
     cli,
+    iter_neg_file,
+    iter_scores,
     positives,
-    read_neg_file,
     read_qrels,
     read_scores,
     setup_logging,
@@ -55,26 +65,39 @@ def read_teacher_scores(paths: str | Sequence[str]) -> TeacherScores:
     return out
 
 
+EXAMPLES = 10  # missing pairs kept by name (first in query order) when checking files
+
+
 @dataclass
 class Coverage:
-    """Which pairs the bi-encoder may look up, and which of them have no teacher score."""
+    """Which pairs the bi-encoder may look up, and which of them have no teacher score.
+    ``missing_*`` list them in query order (:func:`coverage`: all of them;
+    :func:`check_files`: the first :data:`EXAMPLES`); ``n_missing_*`` count them all."""
 
     n_queries: int = 0
     n_pairs: int = 0
     missing_positives: list[tuple[str, str]] = field(default_factory=list)
     missing_negatives: list[tuple[str, str]] = field(default_factory=list)
     short_queries: list[tuple[str, int]] = field(default_factory=list)
+    n_missing_positives: int | None = None
+    n_missing_negatives: int | None = None
+
+    def __post_init__(self):
+        if self.n_missing_positives is None:
+            self.n_missing_positives = len(self.missing_positives)
+        if self.n_missing_negatives is None:
+            self.n_missing_negatives = len(self.missing_negatives)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing_positives or self.missing_negatives or self.short_queries)
+        return not (self.n_missing_positives or self.n_missing_negatives or self.short_queries)
 
     def summary(self) -> dict:
         return {
             "queries": self.n_queries,
             "pairs_checked": self.n_pairs,
-            "missing_positive_scores": len(self.missing_positives),
-            "missing_negative_scores": len(self.missing_negatives),
+            "missing_positive_scores": self.n_missing_positives,
+            "missing_negative_scores": self.n_missing_negatives,
             "queries_with_too_few_negatives": len(self.short_queries),
             "first_missing_positive": list(self.missing_positives[:1]),
             "first_missing_negative": list(self.missing_negatives[:1]),
@@ -108,7 +131,91 @@ def coverage(
                 cov.missing_negatives.append((qid, p))
         if group_size is not None and len(offered) < group_size - 1:
             cov.short_queries.append((qid, len(offered)))
+    cov.n_missing_positives = len(cov.missing_positives)
+    cov.n_missing_negatives = len(cov.missing_negatives)
     return cov
+
+
+def coverage_of_files(
+    score_files: str | Sequence[str],
+    train_qrels: str,
+    neg_file: str,
+    sample_neg_from_topk: int,
+    group_size: int | None = None,
+) -> Coverage:
+    """:func:`coverage` of the files, streamed (see the module docstring): the same counts,
+    the first :data:`EXAMPLES` missing pairs of each kind, in the same order."""
+    if isinstance(score_files, str):
+        score_files = [p for p in score_files.split(",") if p]
+    if not score_files:
+        raise InputError(None, "no teacher score files given")
+    pos = positives(read_qrels(train_qrels))
+    qids = list(pos)
+    qidx = {q: i for i, q in enumerate(qids)}
+    pidx: dict[str, int] = {}
+
+    def key(i: int, pid: str) -> int:
+        j = pidx.setdefault(pid, len(pidx))
+        return i << 32 | j
+
+    pos_keys = array("q", (key(qidx[q], p) for q, ps in pos.items() for p in ps))
+    # the first sample_neg_from_topk neg_file entries of each query (repeated qids
+    # concatenate), with their place in coverage()'s order: query, then position
+    offered = [0] * len(qids)
+    neg_keys, neg_order = array("q"), array("q")
+    for qid, pids in iter_neg_file(neg_file):
+        i = qidx.get(qid)
+        if i is None or offered[i] >= sample_neg_from_topk:
+            continue
+        take = pids[: sample_neg_from_topk - offered[i]]
+        base = i * sample_neg_from_topk + offered[i]
+        neg_keys.extend(key(i, p) for p in take)
+        neg_order.extend(range(base, base + len(take)))
+        offered[i] += len(take)
+    needed = np.unique(np.concatenate([np.asarray(pos_keys), np.asarray(neg_keys)]))
+    have = np.zeros(len(needed), dtype=bool)
+
+    def mark(keys: array) -> None:
+        k = np.asarray(keys)
+        at = np.minimum(np.searchsorted(needed, k), max(len(needed) - 1, 0))
+        if len(needed):
+            have[at[needed[at] == k]] = True
+
+    for path in score_files:
+        buf = array("q")
+        for qid, pid, _ in iter_scores(path):  # validates every line, as read_scores does
+            i = qidx.get(qid)
+            j = pidx.get(pid) if i is not None else None
+            if j is not None:
+                buf.append(i << 32 | j)
+                if len(buf) >= 1 << 20:
+                    mark(buf)
+                    buf = array("q")
+        mark(buf)
+    pid_of = list(pidx)
+
+    def missing(keys: array, order=None) -> tuple[int, list[tuple[str, str]]]:
+        k = np.asarray(keys)
+        gone = np.flatnonzero(~have[np.searchsorted(needed, k)])
+        if order is not None:  # the first missing pairs in coverage()'s order
+            gone = gone[np.argsort(np.asarray(order)[gone], kind="stable")]
+        first = [(qids[int(x) >> 32], pid_of[int(x) & 0xFFFFFFFF]) for x in k[gone[:EXAMPLES]]]
+        return len(gone), first
+
+    n_pos, first_pos = missing(pos_keys)
+    n_neg, first_neg = missing(neg_keys, neg_order)
+    short = []
+    if group_size is not None:
+        short = [(q, offered[i]) for i, q in enumerate(qids) if offered[i] < group_size - 1]
+    return Coverage(
+        n_queries=len(qids),
+        n_pairs=len(pos_keys) + len(neg_keys),
+        missing_positives=first_pos,
+        missing_negatives=first_neg,
+        short_queries=short,
+        n_missing_positives=n_pos,
+        n_missing_negatives=n_neg,
+    )
 
 
 def check_files(
@@ -118,27 +225,24 @@ def check_files(
     sample_neg_from_topk: int,
     group_size: int | None = None,
 ) -> Coverage:
-    """:func:`coverage` of files; raises :class:`InputError` naming the file at fault."""
-    scores = read_teacher_scores(score_files)
+    """:func:`coverage_of_files`; raises :class:`InputError` naming the file at fault."""
     names = score_files if isinstance(score_files, str) else ",".join(score_files)
-    pos = positives(read_qrels(train_qrels))
-    negs = read_neg_file(neg_file)
-    cov = coverage(scores, pos, negs, sample_neg_from_topk, group_size)
-    if cov.missing_positives:
+    cov = coverage_of_files(score_files, train_qrels, neg_file, sample_neg_from_topk, group_size)
+    if cov.n_missing_positives:
         q, p = cov.missing_positives[0]
         raise InputError(
             train_qrels,
             f"positive (qid {q!r}, pid {p!r}) has no teacher score in {names} "
-            f"(first of {len(cov.missing_positives)} positives without one); "
+            f"(first of {cov.n_missing_positives} positives without one); "
             "score the train qrels with the cross-encoder",
         )
-    if cov.missing_negatives:
+    if cov.n_missing_negatives:
         q, p = cov.missing_negatives[0]
         raise InputError(
             neg_file,
             f"negative (qid {q!r}, pid {p!r}) within sample_neg_from_topk="
             f"{sample_neg_from_topk} has no teacher score in {names} "
-            f"(first of {len(cov.missing_negatives)} pairs without one); the neg_file must come "
+            f"(first of {cov.n_missing_negatives} pairs without one); the neg_file must come "
             "from the train ranking that was scored, at the same depth",
         )
     if cov.short_queries:

@@ -296,9 +296,9 @@ def read_ranking(path: PathLike, depth: int | None = None) -> dict[str, list[str
     return out
 
 
-def read_scores(path: PathLike) -> dict[str, dict[str, float]]:
-    """``qid -> {pid: score}`` from a ``qid pid score`` file (``[x]`` accepted)."""
-    out: dict[str, dict[str, float]] = {}
+def iter_scores(path: PathLike) -> Iterator[tuple[str, str, float]]:
+    """Stream ``(qid, pid, score)`` from a ``qid pid score`` file (``[x]`` accepted; a ranking
+    ``qid pid rank score`` or a TREC run too) in file order, one line at a time."""
     n = 0
     for lineno, line in iter_lines(path):
         cols = _split(line)
@@ -312,24 +312,38 @@ def read_scores(path: PathLike) -> dict[str, dict[str, float]]:
             raise InputError(
                 path, f"expected 'qid pid score' (3 columns), got {len(cols)} columns", lineno
             )
-        out.setdefault(qid, {})[pid] = _float(path, lineno, s)
+        yield qid, pid, _float(path, lineno, s)
         n += 1
     _nonempty(path, n, "one 'qid pid score' line per pair")
+
+
+def read_scores(path: PathLike) -> dict[str, dict[str, float]]:
+    """``qid -> {pid: score}`` from a ``qid pid score`` file (``[x]`` accepted)."""
+    out: dict[str, dict[str, float]] = {}
+    for qid, pid, score in iter_scores(path):
+        out.setdefault(qid, {})[pid] = score
     return out
 
 
-def read_neg_file(path: PathLike) -> dict[str, list[str]]:
-    """``qid -> [pid, ...]`` from ``qid\\tpid,pid,...`` (repeated qids concatenate)."""
-    out: dict[str, list[str]] = {}
+def iter_neg_file(path: PathLike) -> Iterator[tuple[str, list[str]]]:
+    """Stream ``(qid, [pid, ...])`` per line of ``qid\\tpid,pid,...``, in file order."""
+    n = 0
     for lineno, line in iter_lines(path):
         cols = line.split("\t")
         if len(cols) != 2:
             raise InputError(
                 path, f"expected 'qid<TAB>pid,pid,...' (2 columns), got {len(cols)}", lineno
             )
-        qid, pids = cols[0].strip(), cols[1]
-        out.setdefault(qid, []).extend(p.strip() for p in pids.split(",") if p.strip())
-    _nonempty(path, len(out), "one 'qid<TAB>pid,pid,...' line per query")
+        n += 1
+        yield cols[0].strip(), [p.strip() for p in cols[1].split(",") if p.strip()]
+    _nonempty(path, n, "one 'qid<TAB>pid,pid,...' line per query")
+
+
+def read_neg_file(path: PathLike) -> dict[str, list[str]]:
+    """``qid -> [pid, ...]`` from ``qid\\tpid,pid,...`` (repeated qids concatenate)."""
+    out: dict[str, list[str]] = {}
+    for qid, pids in iter_neg_file(path):
+        out.setdefault(qid, []).extend(pids)
     return out
 
 
