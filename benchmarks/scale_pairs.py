@@ -362,6 +362,13 @@ def main() -> None:
     p.add_argument("--topk", type=int, default=200)
     p.add_argument("--sizes", default="2000000,5000000,20000000", help="pairs per ranking")
     p.add_argument("--shards", type=int, default=4)
+    p.add_argument(
+        "--chunk_pairs",
+        type=int,
+        default=None,
+        help="--prediction_chunk_pairs of every scoring job (shards split chunks: use a few "
+        "chunks per shard); default: cross_encoder.run's",
+    )
     p.add_argument("--shard_size", type=int, default=None, help="default: the largest size")
     p.add_argument("--outside_size", type=int, default=None, help="default: the smallest size")
     p.add_argument("--seed", type=int, default=0)
@@ -429,6 +436,7 @@ def main() -> None:
         work / "load.log",
     )
     results["load_collections"] = load
+    chunk = ["--prediction_chunk_pairs", str(args.chunk_pairs)] if args.chunk_pairs else []
     print(f"collections alone: {load['peak_rss_gb']:.2f} GB peak RSS")
     print(
         f"{'pairs':>12} {'wall s':>8} {'peak RSS GB':>12} {'pairs/s job':>12} "
@@ -437,7 +445,7 @@ def main() -> None:
     for n in sizes:
         r = timed(
             f"{n}",
-            predict_cmd(work, model, rankings[n], work / f"scores_{n}.tsv"),
+            predict_cmd(work, model, rankings[n], work / f"predicted_{n}.tsv", *chunk),
             work / f"predict_{n}.log",
         )
         r["pairs_per_s_job"] = round(n / r["wall_s"])
@@ -469,7 +477,13 @@ def main() -> None:
             timed(
                 f"shard {i}",
                 predict_cmd(
-                    work, model, rankings[m], part, "--prediction_shard", f"{i}/{args.shards}"
+                    work,
+                    model,
+                    rankings[m],
+                    part,
+                    "--prediction_shard",
+                    f"{i}/{args.shards}",
+                    *chunk,
                 ),
                 work / f"shard_{i}.log",
             )
@@ -489,7 +503,9 @@ def main() -> None:
         )
         total = time.perf_counter() - t
         same = (
-            subprocess.run(["cmp", "-s", str(gathered), str(work / f"scores_{m}.tsv")]).returncode
+            subprocess.run(
+                ["cmp", "-s", str(gathered), str(work / f"predicted_{m}.tsv")]
+            ).returncode
             == 0
         )
         results["shards"] = {

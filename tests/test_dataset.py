@@ -133,3 +133,82 @@ def test_grouped_batch_feeds_a_model(tok, tiny_model_dir):
     batch = GroupCollator(t)([([5, 6], [[7], [8, 9]]), ([5], [[7, 7], [9]])])
     with torch.no_grad():
         assert model(**batch).logits.shape == (4, 1)
+
+
+# Groups drawn by the string-list TrainDataset before negatives became int32 corpus rows
+# (seed 11, group 5, topk 10; epochs 0 and 1): the row arrays must draw the same.
+PINNED_NEGS = {
+    "q0": "p15 p37 p34 p8 p23 p58 p38 p30 p40 p37 p4 p38",
+    "q1": "p0 p58 p53 p30 p16 p35 p14 p12 p45 p30 p34 p53",
+    "q2": "p35 p30 p25 p40 p55 p9 p14 p40 p9 p55 p59 p33",
+    "q3": "p24 p47 p0 p42 p49 p4 p10 p48 p37 p2 p19 p49",
+    "q4": "p1 p52 p55",
+    "q5": "p17 p30 p38 p46 p58 p56 p24 p45 p50 p58 p27 p25",
+}
+PINNED = {
+    (): "p0 p40 p8 p37 p37|p1 p16 p30 p0 p14|p2 p25 p14 p9 p40|p3 p2 p49 p42 p10|"
+    "p4 p1 p52 p55 p32|p5 p17 p46 p58 p38||p0 p37 p37 p58 p38|p1 p14 p0 p45 p35|"
+    "p2 p40 p55 p30 p14|p3 p10 p42 p24 p0|p4 p1 p52 p55 p9|p5 p38 p56 p45 p58",
+    (("sample_neg_skip_topk", 2), ("random_negatives", 1)): "p0 p58 p30 p38 p13|"
+    "p1 p14 p30 p53 p52|p2 p55 p40 p9 p26|p3 p10 p42 p4 p55|p4 p55 p32 p40 p43|"
+    "p5 p38 p24 p46 p54||p0 p8 p23 p58 p41|p1 p45 p53 p30 p57|p2 p9 p40 p25 p54|"
+    "p3 p37 p42 p0 p21|p4 p55 p9 p25 p42|p5 p58 p58 p56 p16",
+}
+
+
+def pinned_collections():
+    corpus = coll({f"p{i}": [i + 1] for i in range(60)})
+    queries = coll({f"q{i}": [100 + i] for i in range(6)})
+    return queries, corpus, {f"q{i}": [f"p{i}"] for i in range(6)}
+
+
+def drawn(ds) -> str:
+    epochs = []
+    for e in range(2):
+        ds.set_epoch(e)
+        epochs.append("|".join(" ".join(ds.sample(i)[1]) for i in range(len(ds))))
+    return "||".join(epochs)
+
+
+@pytest.mark.parametrize("kwargs", list(PINNED))
+def test_negatives_as_rows_draw_the_groups_of_string_lists(kwargs):
+    queries, corpus, pos = pinned_collections()
+    negs = {q: v.split() for q, v in PINNED_NEGS.items()}
+    ds = TrainDataset(queries, corpus, pos, negs, 5, 10, seed=11, **dict(kwargs))
+    assert all(v.dtype == np.int32 for v in ds.negatives.values())
+    assert drawn(ds) == PINNED[kwargs]
+
+
+def test_training_data_streamed_from_files_equals_the_loaded_dicts(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from cross_encoder.io import InputError, read_neg_file
+    from cross_encoder.training.dataset import load_training_data
+
+    queries, corpus, pos = pinned_collections()
+    # q0's negatives over two lines, an unknown pid, a query that is not judged
+    lines = [f"{q}\t{','.join(v.split()[:6])}" for q, v in PINNED_NEGS.items()]
+    lines += ["q0\tp4,nowhere,p38", "q9\tp7,p8"]
+    (tmp_path / "negs.tsv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "qrels.tsv").write_text("".join(f"{q}\t{p[0]}\n" for q, p in pos.items()))
+    queries_dir = tmp_path / "queries"
+    from cross_encoder.io.collection import CollectionWriter
+
+    writer = CollectionWriter(queries_dir)
+    writer.write(queries.ids, [queries.tokens(q) for q in queries.ids])
+    writer.close()
+    args = SimpleNamespace(
+        train_query_file=str(queries_dir), train_query_id_file=None,
+        train_qrels=str(tmp_path / "qrels.tsv"), neg_file=str(tmp_path / "negs.tsv"),
+        train_group_size=5, sample_neg_from_topk=10, sample_neg_skip_topk=0, random_negatives=0,
+    )  # fmt: skip
+    with caplog.at_level("WARNING"):
+        streamed = load_training_data(args, 11, corpus)
+    assert "1 passage ids are not in" in caplog.text
+    negs = {q: [p for p in v if p != "nowhere"] for q, v in read_neg_file(args.neg_file).items()}
+    loaded = TrainDataset(queries, corpus, pos, negs, 5, 10, seed=11)
+    assert drawn(streamed) == drawn(loaded)
+    assert streamed.negatives["q0"].tolist() == [15, 37, 34, 8, 23, 58, 4, 38]
+    (tmp_path / "negs.tsv").write_text("q0\tx1,x2\n")
+    with pytest.raises(InputError, match="none of its passage ids are in"):
+        load_training_data(args, 11, corpus)

@@ -139,11 +139,17 @@ class TrainDataset(Dataset):
         self.epoch = 0
         self.qids = [q for q in positives if q in queries]
         self.positives = {q: list(positives[q]) for q in self.qids}
-        self.negatives: dict[str, list[str]] = {}
+        # each query's negatives as int32 corpus rows (4 bytes a negative, not a Python
+        # string: 500k queries x 200 negatives are 0.4 GB, not ~25 GB per rank); a value
+        # may be pids or, as load_training_data passes them, an array of rows already
+        self.negatives: dict[str, np.ndarray] = {}
         for q in self.qids:
-            pos = set(self.positives[q])
-            ranked = [p for p in negatives.get(q, []) if p not in pos]
-            self.negatives[q] = ranked[sample_neg_skip_topk:sample_neg_from_topk]
+            negs = negatives.get(q, ())
+            if not isinstance(negs, np.ndarray):
+                negs = np.fromiter((corpus.row[p] for p in negs), dtype=np.int32)
+            pos = [corpus.row[p] for p in self.positives[q] if p in corpus.row]
+            ranked = negs[~np.isin(negs, pos)] if pos else negs
+            self.negatives[q] = ranked[sample_neg_skip_topk:sample_neg_from_topk].copy()
         k = group_size - 1 - random_negatives
         self.n_short = sum(len(v) < k for v in self.negatives.values())
         if self.n_short:
@@ -168,7 +174,9 @@ class TrainDataset(Dataset):
         negs = self.negatives[qid]
         k = self.group_size - 1
         hard = k - self.random_negatives
-        chosen = rng.sample(negs, hard) if len(negs) >= hard else list(negs)
+        # the indices rng.sample draws from range(n) are those it draws from any n-list
+        picks = rng.sample(range(len(negs)), hard) if len(negs) >= hard else range(len(negs))
+        chosen = [self.corpus.ids[negs[j]] for j in picks]
         taken = set(pos) | set(chosen)
         if len(self.corpus) - len(taken) < k - len(chosen):
             raise ValueError("corpus too small for train_group_size")
@@ -199,7 +207,7 @@ def load_training_data(data_args, seed: int, corpus: TokenizedCollection) -> Tra
     """The training groups from ``--train_query_file``, ``--train_qrels`` and ``--neg_file``
     (RetroMAE's files): ids not in the tokenized files are dropped with a warning, an error if
     none is there; without a neg_file the negatives are random corpus passages."""
-    from cross_encoder.io import InputError, positives, read_neg_file, read_qrels, require_path
+    from cross_encoder.io import InputError, positives, read_qrels, require_path
 
     why = "with --do_train"
     queries = TokenizedCollection.load(
@@ -212,13 +220,9 @@ def load_training_data(data_args, seed: int, corpus: TokenizedCollection) -> Tra
     missing_p = corpus.check_ids(qrels_path, (p for v in pos.values() for p in v), "passage")
     pos = {q: [p for p in v if p not in missing_p] for q, v in pos.items() if q in queries}
     pos = {q: v for q, v in pos.items() if v}
-    negs: dict[str, list[str]] = {}
+    negs: dict[str, np.ndarray] = {}
     if data_args.neg_file:
-        neg_path = require_path(data_args.neg_file, "--neg_file", why)
-        negs = read_neg_file(neg_path)
-        bad = corpus.check_ids(neg_path, (p for v in negs.values() for p in v), "passage")
-        if bad:
-            negs = {q: [p for p in v if p not in bad] for q, v in negs.items()}
+        negs = read_negative_rows(require_path(data_args.neg_file, "--neg_file", why), corpus, pos)
     else:
         logger.warning("no --neg_file: negatives are random corpus passages")
     dataset = TrainDataset(
@@ -235,3 +239,30 @@ def load_training_data(data_args, seed: int, corpus: TokenizedCollection) -> Tra
     if len(dataset) == 0:
         raise InputError(qrels_path, "no training query has a positive in the corpus")
     return dataset
+
+
+def read_negative_rows(
+    path, corpus: TokenizedCollection, keep: Mapping[str, object]
+) -> dict[str, np.ndarray]:
+    """The neg_file's negatives of the queries in ``keep`` as int32 corpus rows (repeated
+    qids concatenate), streamed line by line; passages not in the corpus are dropped with
+    the warning (or, when none is there, the error) of ``corpus.check_ids`` over every id
+    of the file."""
+    from cross_encoder.io import iter_neg_file
+
+    seen = np.zeros(len(corpus), dtype=bool)  # the file's distinct known ids
+    unknown: dict[str, None] = {}  # and its unknown ones, in order of appearance
+    parts: dict[str, list[np.ndarray]] = {}
+    row = corpus.row
+    for qid, pids in iter_neg_file(path):
+        rows = np.fromiter((row.get(p, -1) for p in pids), dtype=np.int64, count=len(pids))
+        known = rows >= 0
+        if not known.all():
+            unknown.update((p, None) for p, k in zip(pids, known, strict=True) if not k)
+            rows = rows[known]
+        seen[rows] = True
+        if qid in keep:
+            parts.setdefault(qid, []).append(rows.astype(np.int32))
+    ids = itertools.chain(unknown, (corpus.ids[r] for r in np.flatnonzero(seen)))
+    corpus.check_ids(path, ids, "passage")
+    return {q: v[0] if len(v) == 1 else np.concatenate(v) for q, v in parts.items()}
