@@ -70,10 +70,15 @@ def write_ranking(
                 f.write(f"{qid}\t{pid}\t{rank}\t{format_score(score)}\n")
 
 
-def write_neg_file(path: PathLike, negatives: Mapping[str, Sequence[str]]) -> None:
-    """``qid\\tpid,pid,...``; queries without negatives are left out."""
+def write_neg_file(
+    path: PathLike,
+    negatives: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]],
+) -> None:
+    """``qid\\tpid,pid,...`` from a mapping or ``(qid, pids)`` pairs as they come;
+    queries without negatives are left out."""
+    items = negatives.items() if isinstance(negatives, Mapping) else negatives
     with atomic_write(path) as f:
-        for qid, pids in negatives.items():
+        for qid, pids in items:
             if pids:
                 f.write(f"{qid}\t{','.join(pids)}\n")
 
