@@ -169,10 +169,13 @@ def coverage_of_files(
             continue
         take = pids[: sample_neg_from_topk - offered[i]]
         base = i * sample_neg_from_topk + offered[i]
-        neg_keys.extend(key(i, p) for p in take)
+        hi = i << 32
+        neg_keys.extend([hi | pidx.setdefault(p, len(pidx)) for p in take])
         neg_order.extend(range(base, base + len(take)))
         offered[i] += len(take)
-    needed = np.unique(np.concatenate([np.asarray(pos_keys), np.asarray(neg_keys)]))
+    # sorted, duplicates kept (searchsorted finds a key's first copy; a sort is ~7x
+    # faster than np.unique here)
+    needed = np.sort(np.concatenate([np.asarray(pos_keys), np.asarray(neg_keys)]))
     have = np.zeros(len(needed), dtype=bool)
 
     def mark(keys: array) -> None:
