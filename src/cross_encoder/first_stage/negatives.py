@@ -8,8 +8,9 @@ For each judged query, the ranked passages that are not positives, in rank order
 their groups with random passages).
 
 The ranking is read into compact arrays (query, passage and rank as int32, passages numbered
-as they are met: ~30 bytes a ranked pair at the peak, not ~175 as dicts of Python lists), so
-that the train ranking of the seed's ~500k queries x top-200 fits a node.
+as they are met: ~40 bytes a ranked pair at the peak, not ~175 as dicts of Python lists; 0.79
+vs 3.50 GB at 20M pairs), so that the train ranking of the seed's ~500k queries x top-200 fits
+a node.
 """
 
 from __future__ import annotations
