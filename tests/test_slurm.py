@@ -13,8 +13,10 @@ Without root, apt or working daemons the tests skip with the reason; under CI
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -336,3 +338,157 @@ def test_real_workflow_on_slurm(tmp_path: Path, request: pytest.FixtureRequest) 
     output = run_workflow_on_slurm(workdir, snakefile, Path(tiny_config), ["eval"], profile)
 
     assert_ran_in_slurm(workdir, submitted_rules(output))
+
+
+# --------------------------------------------------------------------------- time limit
+
+# Steps of the time-limit test's training: ~70-90 s on 2 cores, longer than its 1-minute
+# runtime, so that no attempt can finish it alone.
+LONG_TRAINING_STEPS = 3600
+
+
+def _train_job(log: Path) -> str | None:
+    """The SLURM job ID on the first line of the train rule's log (this attempt's)."""
+    try:
+        first = log.read_text().split("\n", 1)[0]
+    except OSError:
+        return None
+    m = re.fullmatch(r"SLURM_JOB_ID=(\d+)", first)
+    return m.group(1) if m else None
+
+
+def _jobs_of_run(run_id: str) -> list[tuple[str, str, str]]:
+    """(job ID, state, reason) of every job of one Snakemake run, oldest first."""
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", f"--name={run_id}", "-o", "%i %T %r"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    rows = [tuple(line.split(maxsplit=2)) for line in out.splitlines() if line.strip()]
+    return sorted(rows, key=lambda r: int(r[0]))
+
+
+def test_training_longer_than_its_time_limit_finishes_after_retries(
+    tmp_path: Path, tiny_data, tiny_model_dir, slurm_cluster: SlurmCluster
+) -> None:
+    """The train job's runtime (1 minute) is shorter than its training. Attempt 1 runs into
+    the time limit: SLURM's SIGTERM, the trainer saves, KillWait, TIMEOUT. Attempt 2 resumes
+    and gets SIGUSR1 as the profile's early warning delivers it (to the job steps, not the
+    batch shell): it saves, exits 75, FAILED. Attempt 3 resumes and finishes. The metrics
+    equal an uninterrupted local run's."""
+    from conftest import run_snakemake, write_tiny_config
+
+    config = write_tiny_config(
+        tmp_path / "tiny.yaml",
+        tiny_data,
+        tiny_model_dir,
+        train={
+            "per_device_train_batch_size": 8,
+            "train_group_size": 6,
+            "precision": "fp32",  # no speed probe: the same arithmetic in every attempt
+            "extra_args": f"--max_steps {LONG_TRAINING_STEPS}",
+            "selection": {"eval_steps": 1000},
+        },
+        rerank={"prediction_topk": 10, "precision": "fp32", "quantize": "none"},
+    )
+    metrics = "results/tiny/eval/dev.metrics.json"
+    work, reference = tmp_path / "work", tmp_path / "reference"
+    out = work / "results" / "tiny"
+    run_snakemake(work, config, metrics, "--omit-from", "train_cross_encoder")  # the inputs
+    shutil.copytree(work, reference, symlinks=True)
+    run_snakemake(reference, config, metrics)  # uninterrupted, locally (threads as on SLURM)
+
+    profile_dir = write_test_profile(tmp_path / "profile", slurm_cluster)
+    profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
+    real = yaml.safe_load(SLURM_PROFILE.read_text())
+    assert "--signal=USR1@" in real["set-resources"]["train_cross_encoder"]["slurm_extra"]
+    train = profile["set-resources"]["train_cross_encoder"]
+    train["runtime"] = 1
+    # SLURM would send the profile's warning (600 s ahead) at once to a 1-minute job; the test
+    # sends the same signal the same way (scancel --signal: every job step, no batch shell)
+    # once attempt 2 trains
+    train.pop("slurm_extra")
+    profile.update({"retries": 4, "keep-going": False})
+    (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+
+    cmd = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"),
+        "--directory", str(work), "--workflow-profile", str(profile_dir),
+        "results/tiny/model", "--configfile", str(config),
+    ]  # fmt: skip
+    log = out / "logs" / "train_cross_encoder.log"
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_snakemake_env(),
+        cwd=work,
+        start_new_session=True,
+    )
+    reader = _OutputReader(proc)
+    start = time.monotonic()
+    jobs_seen: list[str] = []
+    signalled = None
+    try:
+        while proc.poll() is None:
+            assert time.monotonic() - start < 600, reader.text()[-4000:]
+            job = _train_job(log)
+            if job and job not in jobs_seen:
+                jobs_seen.append(job)
+            if signalled is None and len(jobs_seen) == 2 and job == jobs_seen[1]:
+                text = log.read_text(errors="replace")
+                if "resuming from" in text and "'loss'" in text.split("resuming from", 1)[1]:
+                    subprocess.run(["scancel", "--signal=USR1", job], check=True, timeout=30)
+                    signalled = job
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        output = reader.text()
+        run_id = re.search(r"SLURM run ID: (\S+)", output)
+        if proc.returncode != 0 and run_id:
+            subprocess.run(["scancel", f"--name={run_id.group(1)}"], check=False, timeout=30)
+    print(f"train on SLURM with retries: {time.monotonic() - start:.1f} s")
+    (work / "snakemake-slurm.out").write_text(output)
+    assert proc.returncode == 0, output[-6000:]
+    assert run_id, output[-3000:]
+    jobs = _jobs_of_run(run_id.group(1))
+    print("attempts:", jobs)
+    states = [state for _, state, _ in jobs]
+    # attempt 1: the time limit; attempt 2: the warning signal; the last one finishes
+    assert states[0] == "TIMEOUT", jobs
+    assert jobs[1][0] == signalled and states[1] == "FAILED", (jobs, signalled)
+    assert states[-1] == "COMPLETED" and len(jobs) >= 3, jobs
+    assert all(s in ("TIMEOUT", "FAILED") for s in states[1:-1]), jobs
+    assert "resuming from" in log.read_text()
+    assert (out / "model").is_dir()
+
+    run_snakemake(work, config, metrics)  # reranking and metrics, locally
+    want = json.loads((reference / metrics).read_text())
+    got = json.loads((work / metrics).read_text())
+    assert got["runs"].keys() == want["runs"].keys()
+    for run, values in want["runs"].items():
+        assert got["runs"][run] == pytest.approx(values, abs=1e-6), run
+
+
+class _OutputReader:
+    """Collects a process's output on a thread (its pipe must not fill up while we poll)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        import threading
+
+        self._lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
+            self._lines.append(line)
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return "".join(self._lines)

@@ -75,7 +75,7 @@ def submit(tmp: Path, target: str) -> tuple[list[str], str]:
     sbatch = [line for line in log.read_text().splitlines() if line.startswith("sbatch ")]
     assert len(sbatch) == 1, output[-3000:]
     args = shlex.split(sbatch[0].split(" --wrap", 1)[0])[1:]
-    shell = re.search(r"Shell command: (\(echo SLURM_JOB_ID.*)", output)
+    shell = re.search(r"Shell command: ((?:exec > \S+ 2>&1; |\()echo SLURM_JOB_ID.*)", output)
     assert shell, output[-3000:]
     return args, shell.group(1)
 
@@ -119,6 +119,21 @@ def test_msmarco_jobs_get_a_gpu_per_rank(target, section, tmp_path):
     assert not any(a.startswith("--cpus-per-gpu") for a in args)
     # and a job without a usable GPU stops instead of running on the CPU
     assert " --require_gpu" in shell
+
+
+def test_training_job_asks_for_an_early_warning_that_reaches_the_trainer(tmp_path):
+    """SIGUSR1 before the time limit (not to the batch shell only: `B:` ends the plugin's
+    batch shell), the launcher exec'd so that the trainer is the rule's process, and retries
+    for the attempts a training longer than its runtime needs."""
+    config = yaml.safe_load(MSMARCO.read_text())
+    out = make_workdir(tmp_path, config)
+    args, shell = submit(tmp_path, str((out / "model").relative_to(tmp_path)))
+    (warning,) = [a for a in args if a.startswith("--signal")]
+    lead = re.fullmatch(r"--signal=USR1@(\d+)", warning)
+    assert lead and int(lead.group(1)) >= 60, warning  # a step and a checkpoint fit
+    assert shell.startswith("exec > ") and " exec torchrun " in shell, shell
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["retries"] >= 2
 
 
 def test_omp_threads_never_zero_when_capped_below_nproc(tmp_path):

@@ -48,6 +48,23 @@ def guard_locks():
 
 guard_locks()
 
+
+def ignore_slurm_warning():
+    """In a SLURM job, this Snakemake ignores SIGUSR1, the early warning the SLURM profile asks
+    for before a training job's time limit: the trainer handles it (checkpoint, exit 75), the
+    job step's Snakemake would die of it and take the trainer down before its save
+    (cross_encoder.workflow.job_signals)."""
+    from snakemake_interface_executor_plugins.settings import ExecMode
+
+    try:
+        from cross_encoder.workflow.job_signals import ignore_warning_in_job
+    except ImportError:  # --sdm conda: the package lives in the rules' environment
+        return
+    ignore_warning_in_job(workflow.exec_mode != ExecMode.DEFAULT)
+
+
+ignore_slurm_warning()
+
 RUN = config["run_name"]
 OUT = Path(config["results_dir"]) / RUN
 DATA = Path(config["results_dir"]) / "data"
@@ -124,11 +141,18 @@ def q(value) -> str:
     return shlex.quote(str(value))
 
 
-def slurm_logged(command) -> str:
+def slurm_logged(command, replaces_shell=False) -> str:
     """A rule's shell command with its output and errors in the rule's log, after a first
     line naming the SLURM job it ran in (SLURM_JOB_ID=none outside SLURM). The line is part
-    of the command, not a shell.prefix, so that it lands in the log too."""
+    of the command, not a shell.prefix, so that it lands in the log too.
+
+    replaces_shell: the command starts its program with `exec` (after any VAR=value), so that
+    the program becomes the job's process instead of a child of a shell. A signal then
+    reaches it with no shell in between that dies first (SIGTERM at a SLURM time limit,
+    SIGUSR1 before it): the trainer saves and Snakemake waits for it."""
     probe = "echo SLURM_JOB_ID=${{SLURM_JOB_ID:-none}}"
+    if replaces_shell:
+        return f"exec > {{log:q}} 2>&1; {probe}; {command}"
     return f"({probe}; {command}) > {{log:q}} 2>&1"
 
 

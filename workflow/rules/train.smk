@@ -57,11 +57,12 @@ rule train_cross_encoder:
         extra=extra_args(TRAIN["extra_args"]),
     shell:
         slurm_logged(
-            f"{rank_threads(TRAIN['nproc'])} {{params.tracking_env}} {{params.launcher}}"
+            f"{rank_threads(TRAIN['nproc'])} {{params.tracking_env}} exec {{params.launcher}}"
             " -m cross_encoder.run"
             " --output_dir {params.state:q} --final_model_dir {output:q} --do_train"
             " --corpus_file {input.corpus:q} --train_query_file {input.queries:q}"
             " --train_qrels {input.qrels:q} --neg_file {input.negs:q} {params.args}"
             " {params.selection} --save_total_limit 2 --logging_steps 10"
-            " --dataloader_num_workers 0 {params.extra}"
+            " --dataloader_num_workers 0 {params.extra}",
+            replaces_shell=True,
         )
