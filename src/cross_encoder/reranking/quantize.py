@@ -347,7 +347,18 @@ def full_precision_name(training_args) -> str:
     return f"{training_args.backend} {'bf16' if training_args.bf16 else 'fp32'}"
 
 
-def _speed_key(model, template, full_desc: str) -> str:
+def length_bucket(template, queries, corpus, pairs: Sequence[tuple[str, str]]) -> int:
+    """The probe's pair length class: the mean token length of the first
+    :data:`PROBE_PAIRS` pairs, rounded up to a power of two (int8's gain depends on it: the
+    share of the GEMMs grows with length)."""
+    sample = pairs[:PROBE_PAIRS]
+    if not sample:
+        return 0
+    mean = np.mean([len(template.build(queries.tokens(q), corpus.tokens(p))[0]) for q, p in sample])
+    return int(2 ** np.ceil(np.log2(max(mean, 1.0))))
+
+
+def _speed_key(model, template, full_desc: str, bucket: int = 0) -> str:
     from cross_encoder import hardware
     from cross_encoder.reranking.openvino import import_openvino
 
@@ -363,6 +374,8 @@ def _speed_key(model, template, full_desc: str) -> str:
         "max_len": template.max_len,
         "full": full_desc,
     }
+    if bucket:  # keys without it: decisions of DECISION_VERSION 1 runs
+        parts["length_bucket"] = bucket
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -377,7 +390,8 @@ def speed_probe(
 ) -> dict:
     """``{"int8_pairs_per_s", "full_pairs_per_s", "speedup", "cached"}``: the best of two
     interleaved timings of :data:`PROBE_PAIRS` pairs per path (after a warm-up), cached per
-    machine, OpenVINO version, model shape and full-precision path in ``<cache>/int8_speed.json``
+    machine, OpenVINO version, model shape, full-precision path and pair-length class
+    (:func:`length_bucket`) in ``<cache>/int8_speed.json``
     (the cache of :mod:`cross_encoder.hardware`; a file lock makes concurrent jobs agree)."""
     import contextlib
 
@@ -493,13 +507,14 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
         training_args.quantize_max_metric_drop,
         training_args.quantize_min_spearman,
     )
+    bucket = length_bucket(template, dev_queries, corpus, evaluator.pairs)
     speed = speed_probe(
         int8_score,
         lambda: full_score,
         dev_queries,
         corpus,
         evaluator.pairs,
-        _speed_key(model, template, full_precision_name(training_args)),
+        _speed_key(model, template, full_precision_name(training_args), bucket),
     )
     decision = {
         **base,
@@ -516,7 +531,7 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
             "score_full": round(full_s, 2),
             "score_int8": round(int8_s, 2),
         },
-        "speed": {k: v for k, v in speed.items() if k != "cached"},
+        "speed": {**{k: v for k, v in speed.items() if k != "cached"}, "length_bucket": bucket},
         "int8_dir": "int8" if accepted else None,
         "versions": _versions(),
     }
@@ -618,7 +633,12 @@ def _current_speed(int8, model, data_args, training_args, template) -> dict:
         queries,
         corpus,
         pairs,
-        _speed_key(model, template, full_precision_name(training_args)),
+        _speed_key(
+            model,
+            template,
+            full_precision_name(training_args),
+            length_bucket(template, queries, corpus, pairs),
+        ),
     )
 
 
