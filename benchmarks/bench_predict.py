@@ -500,11 +500,12 @@ def int8_scorer(args, model_dir: Path, model):
     precision = hardware.resolve("auto", "cpu", log=False)
     int8_dir = Path(args.int8_dir) if args.int8_dir else model_dir.parent / "rerank" / "int8"
     if (int8_dir / quantize.INT8_XML).is_file():
-        return quantize.load_int8(int8_dir, precision, args.threads), f"the run's {int8_dir}"
+        scorer = quantize.load_int8(int8_dir, precision, args.threads, hint=args.ov_hint)
+        return scorer, f"the run's {int8_dir}"
     batches, n = calibration_batches(args, model_dir)
     template = PairTemplate(AutoTokenizer.from_pretrained(model_dir), 256)
     ov_model, head, names = quantize.quantize_encoder(model, template, batches, args.seed)
-    scorer = compile_converted(ov_model, head, names, precision, args.threads)
+    scorer = compile_converted(ov_model, head, names, precision, args.threads, hint=args.ov_hint)
     return scorer, f"quantized here on {n} SciFact train pairs"
 
 
@@ -603,10 +604,13 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
                 template,
                 precision=hardware.resolve("auto", "cpu", log=False),
                 threads=args.threads,
+                hint=args.ov_hint,
             )
 
             info["ov"] = {
                 "version": ov.get_version(),
+                "hint": scorer.hint,
+                "streams": scorer.streams,
                 "inference_precision": scorer.precision,
                 "threads": scorer.threads,
                 "convert_compile_s": time.perf_counter() - t,
@@ -626,6 +630,8 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
             scorer, how = int8_scorer(args, model_dir, load_model(margs).eval())
             info["int8"] = {
                 "how": how,
+                "hint": scorer.hint,
+                "streams": scorer.streams,
                 "inference_precision": scorer.precision,
                 "build_s": time.perf_counter() - t,
                 "openvino_capabilities": openvino_capabilities(),
@@ -701,6 +707,12 @@ def parse_args(argv=None):
         "where it exists, else quantized here",
     )
     p.add_argument("--calibration_pairs", type=int, default=300, help="int8 built here")
+    p.add_argument(
+        "--ov_hint",
+        default="THROUGHPUT",
+        choices=["THROUGHPUT", "LATENCY"],
+        help="OpenVINO's performance hint for ov and int8 (THROUGHPUT: as rerank runs them)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_amx", action="store_true", help="also run under ONEDNN_MAX_CPU_ISA=AVX2")
     p.add_argument("--no_amx_only", action="store_true", help="only the run without AMX")
@@ -903,12 +915,14 @@ def bench(args) -> dict:
         o = info["ov"]
         print(
             f"OpenVINO {o['version']}: inference precision hint {o['inference_precision']}, "
-            f"{o['threads']} threads, convert + compile {o['convert_compile_s']:.1f} s"
+            f"{o['threads']} threads, {o['hint']} ({o['streams']} streams), convert + compile "
+            f"{o['convert_compile_s']:.1f} s"
         )
     if "int8" in info:
         o = info["int8"]
         print(
-            f"int8: {o['how']}, layers left in floating point at {o['inference_precision']}, "
+            f"int8: {o['how']}, {o['hint']} ({o['streams']} streams), layers left in floating "
+            f"point at {o['inference_precision']}, "
             f"built in {o['build_s']:.1f} s; OpenVINO CPU capabilities: "
             f"{' '.join(o['openvino_capabilities'])}"
         )
@@ -992,7 +1006,7 @@ def run_no_amx(args) -> dict:
         "--msmarco_queries", str(args.msmarco_queries), "--msmarco_k", str(args.msmarco_k),
         "--scifact_queries", str(args.scifact_queries), "--scifact_k", str(args.scifact_k),
         "--batch_size", str(args.batch_size), "--batch_tokens", str(args.batch_tokens),
-        "--st_batch_size", str(args.st_batch_size),
+        "--st_batch_size", str(args.st_batch_size), "--ov_hint", args.ov_hint,
         "--threads", str(args.threads), "--seed", str(args.seed),
         "--scifact_dir", args.scifact_dir, "--json", str(out),
     ]  # fmt: skip

@@ -107,12 +107,19 @@ def save_int8(folder: str | os.PathLike, ov_model, head, names: Sequence[str]) -
         (tmp / HEAD_FILE).write_text(json.dumps(head_json) + "\n", encoding="utf-8")
 
 
-def load_int8(folder: str | os.PathLike, precision: str | None = None, threads: int | None = None):
+def load_int8(
+    folder: str | os.PathLike,
+    precision: str | None = None,
+    threads: int | None = None,
+    hint: str = "LATENCY",
+):
     """The accepted int8 model of ``folder`` (``quantization.json``'s ``int8_dir``), compiled
     for this CPU: an :class:`~cross_encoder.reranking.openvino.OpenVINOScorer`
     (``scorer(template.pad(pairs)) -> float32 scores``). ``precision``: the inference
     precision of the layers that stay in floating point (default: this package's CPU choice,
-    bf16 where AMX is confirmed by timing, else fp32)."""
+    bf16 where AMX is confirmed by timing, else fp32). ``hint``: ``LATENCY`` (a server's one
+    batch at a time) or ``THROUGHPUT`` (reranking a file: see
+    :func:`cross_encoder.reranking.openvino.compile_converted`)."""
     import torch
 
     from cross_encoder import hardware
@@ -133,7 +140,7 @@ def load_int8(folder: str | os.PathLike, precision: str | None = None, threads: 
     ov = import_openvino()
     ov_model = ov.Core().read_model(str(xml))
     precision = precision or hardware.resolve("auto", "cpu", log=False)
-    return compile_converted(ov_model, head, spec["input_names"], precision, threads)
+    return compile_converted(ov_model, head, spec["input_names"], precision, threads, hint=hint)
 
 
 # --------------------------------------------------------------------------- the guard
@@ -304,7 +311,9 @@ def full_precision_scorer(model, training_args, template) -> tuple[Callable, str
     }
     precision = "bf16" if training_args.bf16 else "fp32"
     if training_args.backend == "openvino":
-        scorer = ov_backend.compile_model(model.cpu(), template, precision=precision)
+        scorer = ov_backend.compile_model(
+            model.cpu(), template, precision=precision, hint="THROUGHPUT"
+        )
 
         def score(queries, corpus, pairs):
             return ov_backend.score_pairs(
@@ -489,7 +498,7 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
     from cross_encoder.reranking.openvino import compile_converted
 
     precision = "bf16" if training_args.bf16 else "fp32"
-    int8_scorer = compile_converted(ov_int8, head, names, precision)
+    int8_scorer = compile_converted(ov_int8, head, names, precision, hint="THROUGHPUT")
     int8_score = int8_score_fn(int8_scorer, template, training_args)
     full_score, full_desc = full_precision_scorer(model, training_args, template)
     t = time.perf_counter()
@@ -605,7 +614,7 @@ def scorer_for_predict(model, model_args, data_args, training_args, template):
     int8 = None
     if decision.get("accepted"):
         precision = "bf16" if training_args.bf16 else "fp32"
-        int8 = load_int8(path.parent / decision["int8_dir"], precision)
+        int8 = load_int8(path.parent / decision["int8_dir"], precision, hint="THROUGHPUT")
         if mode == "auto":
             speed = _current_speed(int8, model, data_args, training_args, template)
     use, why = choose(decision, mode, speed)
