@@ -31,12 +31,16 @@ bf16,
   the workflow calibrates on the run's train pairs; OpenVINO runs the layers left in floating
   point at auto's precision. ``auto`` in the ratios is what ``rerank.quantize: auto`` runs:
   int8 where it times faster than ``ours`` here, else ``ours``;
+* ``ort_int8`` (not in the default ``--systems``): ONNX Runtime's static int8 (QDQ, U8S8,
+  min-max calibration on the pairs int8 built here uses; :mod:`ort_int8`, benchmark only:
+  ``pip install -e ".[bench-ort]"``), the score head in float32, the same batches;
 * ``cli`` (not in the default ``--systems``): ``python -m cross_encoder.run --do_predict
   --precision auto`` in a subprocess; its scoring time is read off its log line.
 
-All with the same max_len, batch size (``--batch_size``: ST's batch_size, our max pairs per
-batch; our token budget ``--batch_tokens``) and threads (``--threads``; OpenVINO's
-``INFERENCE_NUM_THREADS`` too). Raw logits (identity activation) everywhere.
+All with the same max_len and threads (``--threads``; OpenVINO's ``INFERENCE_NUM_THREADS`` and
+ORT's intra-op threads too); ours batch by ``--batch_size`` pairs / ``--batch_tokens`` tokens,
+ST at its default ``batch_size`` 32 (``--st_batch_size``). Raw logits (identity activation)
+everywhere.
 
 Workloads, real text from SciFact (``--scifact_dir``, BEIR jsonl; never copied here), on
 candidate lists from BM25 (the package's :mod:`cross_encoder.first_stage.bm25`, or ``--run_file``):
@@ -58,11 +62,16 @@ timed workloads (whose candidate lists are short), an untimed pass scores ``--ag
 SciFact test queries x BM25 top ``--agree_k`` at max_len 256 with ``--agree_systems``.
 
 ``--no_amx``: afterwards, the script runs itself again in a subprocess with
-``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN's bf16/AMX kernels off, as on a CPU without AMX; MKL's
-fp32 GEMMs are not capped) and ``--systems ours,st,int8``: ours at whatever auto chooses there
-(must be fp32) and int8 against ST's defaults. OpenVINO's CPU plugin carries its own oneDNN,
-which reads the same variable: the header prints OpenVINO's ``OPTIMIZATION_CAPABILITIES``
-and the ISA its int8 kernels report, so the cap is seen to hold. ``--json`` writes every figure.
+``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN's AVX-512, VNNI, bf16 and AMX kernels off, as on an
+AVX2-only CPU; MKL's fp32 GEMMs are not capped) and ``--systems ours,st,int8``: ours at
+whatever auto chooses there (must be fp32) and int8 against ST's defaults. OpenVINO's CPU plugin
+carries its own oneDNN, which reads the same variable (it has no ISA switch of its own): its
+int8 layers then run ``jit_gemm_I8`` (AVX2, no VNNI; ``brgemm_avx2_I8`` under ``AVX2_VNNI``,
+``brgemm_avx512_amx_I8`` uncapped). It must be given the f32 inference precision there, as the
+package does (auto resolves to fp32 under the cap): left to choose, OpenVINO reads the CPU's
+own flags, picks bf16 and compiles nothing ("Supported primitive descriptors list is empty
+for node: Softmax"). The header prints OpenVINO's ``OPTIMIZATION_CAPABILITIES`` and the
+kernels its int8 layers report, so the cap is seen to hold. ``--json`` writes every figure.
 """
 
 from __future__ import annotations
@@ -88,7 +97,7 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SCORE_LINE = re.compile(r"scored (\d+) pairs in ([0-9.]+) s")
 DEFAULT_MODEL = REPO / "results" / "scifact" / "model"  # config/scifact.yaml's model
-ALL_SYSTEMS = ("ours", "ours_fp32", "st", "st_bf16", "ov", "int8", "cli")
+ALL_SYSTEMS = ("ours", "ours_fp32", "st", "st_bf16", "ov", "int8", "ort_int8", "cli")
 TARGETS = {
     "ours/st": 3.0,  # on AMX
     "ours/st_bf16": 1.1,
@@ -445,22 +454,15 @@ def quantize_score(scorer, w, budget):
     return openvino_backend.score_pairs(scorer, w.template, w.tq, w.tc, w.pairs, **budget)
 
 
-def int8_scorer(args, model_dir: Path, model):
-    """``(scorer, how)``: the run's accepted int8 model, else one quantized here on SciFact
-    train pairs (see the module docstring)."""
+def calibration_batches(args, model_dir: Path) -> tuple[list, int]:
+    """``(batches, pairs)``: ``--calibration_pairs`` SciFact *train* pairs (a claim's judged
+    abstract + its BM25 top-3), one padded pair a batch, as the workflow calibrates on the
+    run's train pairs; int8 built here and ``ort_int8`` calibrate on these same pairs."""
     from transformers import AutoTokenizer
 
-    from cross_encoder import hardware
-    from cross_encoder.preprocess import passage_text
-    from cross_encoder.reranking import quantize
-    from cross_encoder.reranking.openvino import compile_converted
-    from cross_encoder.training.dataset import PairTemplate
-
-    precision = hardware.resolve("auto", "cpu", log=False)
-    int8_dir = Path(args.int8_dir) if args.int8_dir else model_dir.parent / "rerank" / "int8"
-    if (int8_dir / quantize.INT8_XML).is_file():
-        return quantize.load_int8(int8_dir, precision, args.threads), f"the run's {int8_dir}"
     from cross_encoder.io import iter_corpus, read_qrels, read_queries
+    from cross_encoder.preprocess import passage_text, tokenize
+    from cross_encoder.training.dataset import PairTemplate
 
     sd = Path(args.scifact_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -479,14 +481,48 @@ def int8_scorer(args, model_dir: Path, model):
         for p in pos + [p for p in cands.get(q, []) if p not in pos][:3]:
             pairs.append((queries[q], passage_text(*docs[p], sep, not args.no_title)))
     pairs = pairs[: args.calibration_pairs]
-    from cross_encoder.preprocess import tokenize
-
     q_ids = tokenize(tokenizer, [qt for qt, _ in pairs], 512)
     p_ids = tokenize(tokenizer, [pt for _, pt in pairs], 512)
     batches = [template.pad([template.build(a, b)]) for a, b in zip(q_ids, p_ids, strict=True)]
+    return batches, len(pairs)
+
+
+def int8_scorer(args, model_dir: Path, model):
+    """``(scorer, how)``: the run's accepted int8 model, else one quantized here on SciFact
+    train pairs (:func:`calibration_batches`)."""
+    from transformers import AutoTokenizer
+
+    from cross_encoder import hardware
+    from cross_encoder.reranking import quantize
+    from cross_encoder.reranking.openvino import compile_converted
+    from cross_encoder.training.dataset import PairTemplate
+
+    precision = hardware.resolve("auto", "cpu", log=False)
+    int8_dir = Path(args.int8_dir) if args.int8_dir else model_dir.parent / "rerank" / "int8"
+    if (int8_dir / quantize.INT8_XML).is_file():
+        scorer = quantize.load_int8(int8_dir, precision, args.threads, hint=args.ov_hint)
+        return scorer, f"the run's {int8_dir}"
+    batches, n = calibration_batches(args, model_dir)
+    template = PairTemplate(AutoTokenizer.from_pretrained(model_dir), 256)
     ov_model, head, names = quantize.quantize_encoder(model, template, batches, args.seed)
-    scorer = compile_converted(ov_model, head, names, precision, args.threads)
-    return scorer, f"quantized here on {len(pairs)} SciFact train pairs"
+    scorer = compile_converted(ov_model, head, names, precision, args.threads, hint=args.ov_hint)
+    return scorer, f"quantized here on {n} SciFact train pairs"
+
+
+def ort_int8_scorer(args, model_dir: Path, model):
+    """``(scorer, how)``: ONNX Runtime static int8 (QDQ) of ``model`` (:mod:`ort_int8`),
+    calibrated on the pairs int8 built here uses."""
+    import ort_int8
+    from transformers import AutoTokenizer
+
+    from cross_encoder.training.dataset import PairTemplate
+
+    batches, n = calibration_batches(args, model_dir)
+    template = PairTemplate(AutoTokenizer.from_pretrained(model_dir), 256)
+    scorer = ort_int8.build(model, template, batches, args.threads)
+    import onnxruntime
+
+    return scorer, f"ONNX Runtime {onnxruntime.__version__} QDQ U8S8, {n} SciFact train pairs"
 
 
 def build_systems(args, model_dir: Path, header: dict, tmp: Path):
@@ -494,6 +530,7 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
     from sentence_transformers import CrossEncoder
 
     from cross_encoder.modeling import load_model
+    from cross_encoder.reranking import predict
     from cross_encoder.reranking.predict import cast_for_inference, score_pairs
     from cross_encoder.training.arguments import ModelArguments
 
@@ -517,7 +554,7 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
     def st_fn(model):
         def run(w):
             model.max_length = w.max_len
-            return model.predict(w.st_pairs, batch_size=args.batch_size, show_progress_bar=False)
+            return model.predict(w.st_pairs, batch_size=args.st_batch_size, show_progress_bar=False)
 
         return run
 
@@ -567,10 +604,13 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
                 template,
                 precision=hardware.resolve("auto", "cpu", log=False),
                 threads=args.threads,
+                hint=args.ov_hint,
             )
 
             info["ov"] = {
                 "version": ov.get_version(),
+                "hint": scorer.hint,
+                "streams": scorer.streams,
                 "inference_precision": scorer.precision,
                 "threads": scorer.threads,
                 "convert_compile_s": time.perf_counter() - t,
@@ -590,6 +630,8 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
             scorer, how = int8_scorer(args, model_dir, load_model(margs).eval())
             info["int8"] = {
                 "how": how,
+                "hint": scorer.hint,
+                "streams": scorer.streams,
                 "inference_precision": scorer.precision,
                 "build_s": time.perf_counter() - t,
                 "openvino_capabilities": openvino_capabilities(),
@@ -597,6 +639,22 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
             fns[s] = lambda w, sc=scorer: quantize_score(sc, w, budget)
             fns[s].scorer = scorer  # its kernels are known after the first inference
             labels[s] = f"ours int8 (+{scorer.precision})"
+        elif s == "ort_int8":
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import ort_int8
+
+            missing = ort_int8.available()
+            if missing:
+                info["skipped"]["ort_int8"] = missing
+                continue
+            t = time.perf_counter()
+            scorer, how = ort_int8_scorer(args, model_dir, load_model(margs).eval())
+            info["ort_int8"] = {"how": how, "build_s": time.perf_counter() - t}
+            fns[s] = lambda w, sc=scorer: predict.score_pair_list(
+                lambda builder: lambda qr, pr: sc(builder.pad(qr, pr)),
+                w.template, w.tq, w.tc, w.pairs, **budget,
+            )  # fmt: skip
+            labels[s] = "ORT int8 (QDQ)"
         elif s == "cli":
 
             def cli(w, _n=[0]):  # noqa: B006 - a call counter
@@ -635,6 +693,9 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per system")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--batch_tokens", type=int, default=16384, help="our token budget")
+    p.add_argument(
+        "--st_batch_size", type=int, default=32, help="ST's batch_size (32: its default)"
+    )
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--workloads", default="msmarco,scifact")
     p.add_argument(
@@ -646,6 +707,12 @@ def parse_args(argv=None):
         "where it exists, else quantized here",
     )
     p.add_argument("--calibration_pairs", type=int, default=300, help="int8 built here")
+    p.add_argument(
+        "--ov_hint",
+        default="THROUGHPUT",
+        choices=["THROUGHPUT", "LATENCY"],
+        help="OpenVINO's performance hint for ov and int8 (THROUGHPUT: as rerank runs them)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_amx", action="store_true", help="also run under ONEDNN_MAX_CPU_ISA=AVX2")
     p.add_argument("--no_amx_only", action="store_true", help="only the run without AMX")
@@ -655,7 +722,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--no_amx_isa",
         default="AVX2",
-        help="ONEDNN_MAX_CPU_ISA of the run without AMX (AVX512_CORE: int8 too; see run_no_amx)",
+        help="ONEDNN_MAX_CPU_ISA of the run without AMX (AVX2_VNNI, AVX512_CORE: other CPUs)",
     )
     p.add_argument("--json", help="also write every figure here")
     args = p.parse_args(argv)
@@ -736,6 +803,8 @@ def time_workload(w: Workload, fns, labels, info, args, config, header) -> dict:
             # rerank.quantize auto: int8 where it is faster here (and accepted on dev)
             ratios["auto/st"] = max(rate["int8"], rate["ours"]) / rate["st"]
             ratios["int8/ours"] = rate["int8"] / rate["ours"]
+        if "ort_int8" in rate and "st" in rate:
+            ratios["ort_int8/st"] = rate["ort_int8"] / rate["st"]
     row["ratios"] = ratios
     ref = "ours_fp32" if "ours_fp32" in scores else "ours" if "ours" in scores else None
     if ref:
@@ -846,12 +915,14 @@ def bench(args) -> dict:
         o = info["ov"]
         print(
             f"OpenVINO {o['version']}: inference precision hint {o['inference_precision']}, "
-            f"{o['threads']} threads, convert + compile {o['convert_compile_s']:.1f} s"
+            f"{o['threads']} threads, {o['hint']} ({o['streams']} streams), convert + compile "
+            f"{o['convert_compile_s']:.1f} s"
         )
     if "int8" in info:
         o = info["int8"]
         print(
-            f"int8: {o['how']}, layers left in floating point at {o['inference_precision']}, "
+            f"int8: {o['how']}, {o['hint']} ({o['streams']} streams), layers left in floating "
+            f"point at {o['inference_precision']}, "
             f"built in {o['build_s']:.1f} s; OpenVINO CPU capabilities: "
             f"{' '.join(o['openvino_capabilities'])}"
         )
@@ -908,19 +979,26 @@ def bench(args) -> dict:
     return results
 
 
+def no_amx_env(isa: str) -> dict[str, str]:
+    """The caps of the run without AMX. ``AVX2*``: every library torch uses capped to AVX2 --
+    oneDNN (``ONEDNN_MAX_CPU_ISA``), MKL's fp32 GEMMs behind torch's linear layers
+    (``MKL_ENABLE_INSTRUCTIONS``: uncapped they keep AVX-512, 120 vs 73 GFLOP/s here), ATen's
+    vectorized kernels (``ATEN_CPU_CAPABILITY``) -- and OpenVINO's oneDNN (the GEMMs, int8 and
+    f32); ``OV_CPU_MAX_ISA`` for OpenVINO's own kernels (softmax, layer norm, element-wise) is
+    set too but honoured only by debug-caps builds of OpenVINO 2026.4 (openvino PR 36980; a
+    release-build switch is PR 38257): on this wheel those stay on AVX-512, a little kind to
+    OpenVINO against a real AVX2 CPU. Other caps: oneDNN's only."""
+    env = {"ONEDNN_MAX_CPU_ISA": isa}
+    if isa.upper().startswith("AVX2"):
+        env |= {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+        env["OV_CPU_MAX_ISA"] = isa
+    return env
+
+
 def run_no_amx(args) -> dict:
     """This script again, in a subprocess under ``ONEDNN_MAX_CPU_ISA=--no_amx_isa``."""
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA=args.no_amx_isa)
+    env = dict(os.environ, **no_amx_env(args.no_amx_isa))
     systems = args.no_amx_systems.split(",")
-    if args.no_amx_isa.upper().startswith("AVX2") and "int8" in systems:
-        # OpenVINO 2026.4's CPU plugin honours the cap down to AVX512_CORE (its int8 layers then
-        # run brgemm_avx512_I8 instead of brgemm_avx512_amx_I8) but compiles nothing under AVX2
-        # or AVX2_VNNI ("Supported primitive descriptors list is empty for node: Softmax").
-        systems.remove("int8")
-        print(
-            "int8 dropped from the run without AMX: OpenVINO's CPU plugin cannot compile under "
-            "ONEDNN_MAX_CPU_ISA=AVX2; use --no_amx_isa AVX512_CORE (no AMX, VNNI or bf16)"
-        )
     out = Path(tempfile.mkdtemp(prefix="bench_predict_noamx_")) / "no_amx.json"
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--systems", ",".join(systems),
@@ -928,6 +1006,7 @@ def run_no_amx(args) -> dict:
         "--msmarco_queries", str(args.msmarco_queries), "--msmarco_k", str(args.msmarco_k),
         "--scifact_queries", str(args.scifact_queries), "--scifact_k", str(args.scifact_k),
         "--batch_size", str(args.batch_size), "--batch_tokens", str(args.batch_tokens),
+        "--st_batch_size", str(args.st_batch_size), "--ov_hint", args.ov_hint,
         "--threads", str(args.threads), "--seed", str(args.seed),
         "--scifact_dir", args.scifact_dir, "--json", str(out),
     ]  # fmt: skip
@@ -939,7 +1018,8 @@ def run_no_amx(args) -> dict:
         cmd += ["--run_file", args.run_file]
     if args.no_title:
         cmd.append("--no_title")
-    print(f"== without AMX: ONEDNN_MAX_CPU_ISA={args.no_amx_isa}, in a subprocess\n", flush=True)
+    caps = " ".join(f"{k}={v}" for k, v in no_amx_env(args.no_amx_isa).items())
+    print(f"== without AMX: {caps}, in a subprocess\n", flush=True)
     res = subprocess.run(cmd, env=env)
     if res.returncode != 0:
         print(f"the run without AMX failed (exit {res.returncode})")

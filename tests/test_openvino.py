@@ -103,6 +103,24 @@ def test_scores_rank_like_the_torch_fp32_path(trained, precision):
     assert rho > 0.98 and top1 == 1.0, (rho, top1)
 
 
+def test_throughput_streams_score_like_one_request(trained):
+    """THROUGHPUT (rerank's hint): batches in flight on OpenVINO's streams, resolved per chunk,
+    give the scores of one request at a time, in input order, across chunk borders."""
+    pytest.importorskip("openvino")
+    _, model, template, queries, corpus, pairs = trained
+    one = openvino_backend.compile_model(model, template, precision="fp32", threads=2)
+    many = openvino_backend.compile_model(
+        model, template, precision="fp32", threads=2, hint="THROUGHPUT"
+    )
+    assert one.hint == "LATENCY" and one.queue is None
+    assert many.hint == "THROUGHPUT" and many.queue is not None and many.streams >= 1
+    budget = {"max_tokens": 256, "max_pairs": 4, "chunk_pairs": 25, "progress": False}
+    ref = openvino_backend.score_pairs(one, template, queries, corpus, pairs, **budget)
+    got = openvino_backend.score_pairs(many, template, queries, corpus, pairs, **budget)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert np.abs(got - ref).max() < 1e-5
+
+
 def test_run_backend_openvino_writes_scores_like_torch(
     trained, tiny_data, tiny_preprocessed, tmp_path, caplog
 ):

@@ -49,7 +49,14 @@ MIN_SPEEDUP = 1.5
 # One layer's linear shape of a MiniLM-sized model over 256 tokens (h=384 -> 4h=1536).
 PROBE_SHAPE = (256, 384, 1536)
 CACHE_VERSION = 1
-ENV_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+# oneDNN (torch's and OpenVINO's), ATen's vectorized kernels, MKL's GEMMs (torch fp32 linear),
+# OpenVINO's own kernels (OV_CPU_MAX_ISA: honoured only by debug-caps builds in 2026.4)
+ENV_CAPS = (
+    "ONEDNN_MAX_CPU_ISA",
+    "ATEN_CPU_CAPABILITY",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "OV_CPU_MAX_ISA",
+)
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,8 @@ def score_chunks(
     per chunk in input order (float32; ``None`` on ranks other than 0 under
     ``torch.distributed``, where every rank scores its share of each chunk's batches).
 
-    ``score_batch(qrows, prows)`` scores one batch (float32 numpy); ``max_pairs`` 0: the token
+    ``score_batch(qrows, prows)`` scores one batch (float32 numpy, or a handle whose
+    ``.result()`` gives them, resolved at the end of the chunk); ``max_pairs`` 0: the token
     budget alone sizes a batch. ``chunks``: which chunks (default all; :func:`chunk_range`).
     """
     rank, world = _world()
@@ -200,9 +201,14 @@ def score_chunks(
             idx_parts: list[np.ndarray] = []
             score_parts: list[np.ndarray] = []
             for b in batches:
-                score_parts.append(np.asarray(score_batch(qr[b], pr[b]), dtype=np.float32))
+                score_parts.append(score_batch(qr[b], pr[b]))
                 idx_parts.append(b)
                 bar.update(len(b))
+            # a batch scored asynchronously (OpenVINO's THROUGHPUT streams) gives a handle
+            score_parts = [
+                np.asarray(s.result() if hasattr(s, "result") else s, dtype=np.float32)
+                for s in score_parts
+            ]
             idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
             sc = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
             if world > 1:

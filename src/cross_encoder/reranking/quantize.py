@@ -107,12 +107,19 @@ def save_int8(folder: str | os.PathLike, ov_model, head, names: Sequence[str]) -
         (tmp / HEAD_FILE).write_text(json.dumps(head_json) + "\n", encoding="utf-8")
 
 
-def load_int8(folder: str | os.PathLike, precision: str | None = None, threads: int | None = None):
+def load_int8(
+    folder: str | os.PathLike,
+    precision: str | None = None,
+    threads: int | None = None,
+    hint: str = "LATENCY",
+):
     """The accepted int8 model of ``folder`` (``quantization.json``'s ``int8_dir``), compiled
     for this CPU: an :class:`~cross_encoder.reranking.openvino.OpenVINOScorer`
     (``scorer(template.pad(pairs)) -> float32 scores``). ``precision``: the inference
     precision of the layers that stay in floating point (default: this package's CPU choice,
-    bf16 where AMX is confirmed by timing, else fp32)."""
+    bf16 where AMX is confirmed by timing, else fp32). ``hint``: ``LATENCY`` (a server's one
+    batch at a time) or ``THROUGHPUT`` (reranking a file: see
+    :func:`cross_encoder.reranking.openvino.compile_converted`)."""
     import torch
 
     from cross_encoder import hardware
@@ -133,7 +140,7 @@ def load_int8(folder: str | os.PathLike, precision: str | None = None, threads: 
     ov = import_openvino()
     ov_model = ov.Core().read_model(str(xml))
     precision = precision or hardware.resolve("auto", "cpu", log=False)
-    return compile_converted(ov_model, head, spec["input_names"], precision, threads)
+    return compile_converted(ov_model, head, spec["input_names"], precision, threads, hint=hint)
 
 
 # --------------------------------------------------------------------------- the guard
@@ -304,7 +311,9 @@ def full_precision_scorer(model, training_args, template) -> tuple[Callable, str
     }
     precision = "bf16" if training_args.bf16 else "fp32"
     if training_args.backend == "openvino":
-        scorer = ov_backend.compile_model(model.cpu(), template, precision=precision)
+        scorer = ov_backend.compile_model(
+            model.cpu(), template, precision=precision, hint="THROUGHPUT"
+        )
 
         def score(queries, corpus, pairs):
             return ov_backend.score_pairs(
@@ -347,7 +356,18 @@ def full_precision_name(training_args) -> str:
     return f"{training_args.backend} {'bf16' if training_args.bf16 else 'fp32'}"
 
 
-def _speed_key(model, template, full_desc: str) -> str:
+def length_bucket(template, queries, corpus, pairs: Sequence[tuple[str, str]]) -> int:
+    """The probe's pair length class: the mean token length of the first
+    :data:`PROBE_PAIRS` pairs, rounded up to a power of two (int8's gain depends on it: the
+    share of the GEMMs grows with length)."""
+    sample = pairs[:PROBE_PAIRS]
+    if not sample:
+        return 0
+    mean = np.mean([len(template.build(queries.tokens(q), corpus.tokens(p))[0]) for q, p in sample])
+    return int(2 ** np.ceil(np.log2(max(mean, 1.0))))
+
+
+def _speed_key(model, template, full_desc: str, bucket: int = 0) -> str:
     from cross_encoder import hardware
     from cross_encoder.reranking.openvino import import_openvino
 
@@ -363,6 +383,8 @@ def _speed_key(model, template, full_desc: str) -> str:
         "max_len": template.max_len,
         "full": full_desc,
     }
+    if bucket:  # keys without it: decisions of DECISION_VERSION 1 runs
+        parts["length_bucket"] = bucket
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -377,7 +399,8 @@ def speed_probe(
 ) -> dict:
     """``{"int8_pairs_per_s", "full_pairs_per_s", "speedup", "cached"}``: the best of two
     interleaved timings of :data:`PROBE_PAIRS` pairs per path (after a warm-up), cached per
-    machine, OpenVINO version, model shape and full-precision path in ``<cache>/int8_speed.json``
+    machine, OpenVINO version, model shape, full-precision path and pair-length class
+    (:func:`length_bucket`) in ``<cache>/int8_speed.json``
     (the cache of :mod:`cross_encoder.hardware`; a file lock makes concurrent jobs agree)."""
     import contextlib
 
@@ -475,7 +498,7 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
     from cross_encoder.reranking.openvino import compile_converted
 
     precision = "bf16" if training_args.bf16 else "fp32"
-    int8_scorer = compile_converted(ov_int8, head, names, precision)
+    int8_scorer = compile_converted(ov_int8, head, names, precision, hint="THROUGHPUT")
     int8_score = int8_score_fn(int8_scorer, template, training_args)
     full_score, full_desc = full_precision_scorer(model, training_args, template)
     t = time.perf_counter()
@@ -493,13 +516,14 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
         training_args.quantize_max_metric_drop,
         training_args.quantize_min_spearman,
     )
+    bucket = length_bucket(template, dev_queries, corpus, evaluator.pairs)
     speed = speed_probe(
         int8_score,
         lambda: full_score,
         dev_queries,
         corpus,
         evaluator.pairs,
-        _speed_key(model, template, full_precision_name(training_args)),
+        _speed_key(model, template, full_precision_name(training_args), bucket),
     )
     decision = {
         **base,
@@ -516,7 +540,7 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
             "score_full": round(full_s, 2),
             "score_int8": round(int8_s, 2),
         },
-        "speed": {k: v for k, v in speed.items() if k != "cached"},
+        "speed": {**{k: v for k, v in speed.items() if k != "cached"}, "length_bucket": bucket},
         "int8_dir": "int8" if accepted else None,
         "versions": _versions(),
     }
@@ -590,7 +614,7 @@ def scorer_for_predict(model, model_args, data_args, training_args, template):
     int8 = None
     if decision.get("accepted"):
         precision = "bf16" if training_args.bf16 else "fp32"
-        int8 = load_int8(path.parent / decision["int8_dir"], precision)
+        int8 = load_int8(path.parent / decision["int8_dir"], precision, hint="THROUGHPUT")
         if mode == "auto":
             speed = _current_speed(int8, model, data_args, training_args, template)
     use, why = choose(decision, mode, speed)
@@ -618,7 +642,12 @@ def _current_speed(int8, model, data_args, training_args, template) -> dict:
         queries,
         corpus,
         pairs,
-        _speed_key(model, template, full_precision_name(training_args)),
+        _speed_key(
+            model,
+            template,
+            full_precision_name(training_args),
+            length_bucket(template, queries, corpus, pairs),
+        ),
     )
 
 

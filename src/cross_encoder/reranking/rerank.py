@@ -200,7 +200,9 @@ def _predict_openvino(model, training_args, template, builder):
         from cross_encoder import hardware
 
         precision = hardware.resolve("auto", "cpu")
-    scorer = openvino_backend.compile_model(model.cpu(), template, precision=precision)
+    scorer = openvino_backend.compile_model(
+        model.cpu(), template, precision=precision, hint="THROUGHPUT"
+    )
     logger.info("predict precision: OpenVINO %s, fp32 score head", scorer.precision)
     return _predict_compiled(scorer, training_args, builder, "predict (openvino)")
 
