@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import set_seed
 
     from cross_encoder import modeling
+    from cross_encoder.modeling.pairs import PairTemplate
     from cross_encoder.reranking.rerank import rerank_file
-    from cross_encoder.training.dataset import PairTemplate
     from cross_encoder.training.preemption import EXIT_PREEMPTED, Preempted
     from cross_encoder.training.trainer import NonFiniteLossError
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from cross_encoder.io.collection import TokenizedCollection
-from cross_encoder.reranking.predict import PairBuilder, _score_head
-from cross_encoder.training.dataset import PairTemplate
+from cross_encoder.modeling.pairs import PairBuilder, PairTemplate
+from cross_encoder.reranking.predict import _score_head
 
 logger = logging.getLogger(__name__)
 

@@ -646,8 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     flags with ``--quantize int8|auto``."""
     from cross_encoder import modeling
     from cross_encoder.io import setup_logging, write_json
+    from cross_encoder.modeling.pairs import PairTemplate
     from cross_encoder.run import parse_args
-    from cross_encoder.training.dataset import PairTemplate
 
     setup_logging()
     try:

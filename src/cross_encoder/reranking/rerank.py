@@ -102,7 +102,8 @@ def rerank_file(model, data_args, training_args, template, model_args) -> None:
     at all); pairs whose ids are not in the tokenized files are skipped with a warning."""
     from cross_encoder.hardware import log_peak_gpu_memory
     from cross_encoder.io import require_path
-    from cross_encoder.reranking.predict import PairBuilder, _world, chunk_range
+    from cross_encoder.modeling.pairs import PairBuilder
+    from cross_encoder.reranking.predict import _world, chunk_range
 
     why = "with --do_predict"
     corpus = TokenizedCollection.load(

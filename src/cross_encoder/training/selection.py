@@ -25,9 +25,9 @@ import torch.distributed as dist
 from cross_encoder.evaluation.metrics import mean, per_query, to_ir_measure
 from cross_encoder.io import InputError, read_qrels, read_ranking, require_path
 from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.modeling.pairs import PairTemplate
 from cross_encoder.reranking.fusion import full_run
 from cross_encoder.reranking.predict import score_pairs
-from cross_encoder.training.dataset import PairTemplate
 
 logger = logging.getLogger(__name__)
 
