@@ -424,7 +424,7 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
     accepted) atomically; return the decision. ``model``: float32, on the CPU."""
     from cross_encoder.io import require_path, write_json
     from cross_encoder.io.collection import TokenizedCollection
-    from cross_encoder.training.selection import RerankEvaluator
+    from cross_encoder.reranking.evaluator import RerankEvaluator
 
     mode = training_args.quantize
     out = decision_path(training_args)
