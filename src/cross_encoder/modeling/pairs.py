@@ -21,7 +21,20 @@ import torch
 
 
 class PairTemplate:
-    """Special tokens and token types of a pair, as the tokenizer lays them out."""
+    """Special tokens and token types of a pair, as the tokenizer lays them out.
+
+    Args:
+        tokenizer: a fast HF tokenizer; the layout is read off its encoding of a pair.
+        max_len: tokens of a whole pair, special tokens included.
+        min_passage_len: tokens the query leaves for the passage at least.
+
+    Raises:
+        ValueError: ``max_len`` leaves no room for text, or the layout cannot be read.
+
+    References:
+        FlagEmbedding#202 (truncate the passage first, the query only when it alone would
+        leave no room).
+    """
 
     def __init__(self, tokenizer, max_len: int, min_passage_len: int = 16):
         a = tokenizer("apple", add_special_tokens=False)["input_ids"]
@@ -49,6 +62,16 @@ class PairTemplate:
         self.max_query_len = max(1, max_len - self.n_special - min_passage_len)
 
     def build(self, q: Sequence[int], p: Sequence[int]) -> tuple[list[int], list[int]]:
+        """One pair's model input, truncated to ``max_len``.
+
+        Args:
+            q: the query's token ids (no special tokens).
+            p: the passage's token ids (no special tokens).
+
+        Returns:
+            ``(input_ids, token_type_ids)``: the tokenizer's own layout of the pair; the query
+            keeps at most ``max_query_len`` tokens, the passage what room is left.
+        """
         q = list(q[: self.max_query_len])
         room = self.max_len - self.n_special - len(q)
         p = list(p[:room])
@@ -120,6 +143,7 @@ class PairBuilder:
         return qlen, plen
 
     def lengths(self, qrows: np.ndarray, prows: np.ndarray) -> np.ndarray:
+        """Token count of each pair after truncation, special tokens included (int32)."""
         qlen, plen = self.parts(qrows, prows)
         return (qlen + plen + self.template.n_special).astype(np.int32)
 

@@ -78,6 +78,7 @@ class TrainDataset(Dataset):
         return len(self.qids)
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw the next fetches' negatives for this epoch (``EpochSetter`` calls it)."""
         self.epoch = epoch
 
     def sample(self, idx: int) -> tuple[str, list[str]]:
@@ -111,6 +112,7 @@ class GroupCollator:
     template: PairTemplate
 
     def __call__(self, batch: list[tuple[list[int], list[list[int]]]]) -> dict[str, torch.Tensor]:
+        """``B`` groups of ``G`` -> padded model inputs of ``B*G`` pairs, group by group."""
         pairs = [self.template.build(q, p) for q, group in batch for p in group]
         return self.template.pad(pairs)
 
