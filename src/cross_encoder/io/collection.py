@@ -10,7 +10,7 @@ A folder written by :class:`CollectionWriter` (``cross_encoder.preprocess``) hol
 * ``dataset_info.json`` and ``state.json``: what ``load_from_disk`` reads first. The features
   are recorded as ``Sequence(Value("int32"))``, the form ``datasets`` 1.x writes: the
   ``datasets==1.18.3`` RetroMAE pins cannot read the ``List`` form ``datasets`` >= 4 writes,
-  and current ``datasets`` reads both (``tests/test_collection.py`` loads our folders with the
+  and current ``datasets`` reads both (``tests/io/test_collection.py`` loads our folders with the
   installed ``datasets``, ``benchmarks/check_datasets_1183.py`` with 1.18.3);
 * ``mapping_id.txt``, and ``tokenizer_identity.json`` (written by preprocess).
 
