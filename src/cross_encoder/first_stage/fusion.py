@@ -57,6 +57,7 @@ def rrf(
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     p = argparse.ArgumentParser(
         prog="python -m cross_encoder.first_stage.fusion", description=__doc__
     )

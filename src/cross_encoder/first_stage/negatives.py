@@ -49,6 +49,7 @@ def hard_negatives(
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     p = argparse.ArgumentParser(
         prog="python -m cross_encoder.first_stage.negatives", description=__doc__
     )

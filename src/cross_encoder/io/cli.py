@@ -47,6 +47,7 @@ def cli(func: F) -> F:
 
 
 def setup_logging(level: int = logging.INFO) -> None:
+    """Log to stderr in the package's one format."""
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -88,10 +88,12 @@ class TokenizedCollection:
         )
 
     def tokens(self, key: str) -> list[int]:
+        """The token ids of one id."""
         r = self.row[key]
         return self.values[self.offsets[r] : self.offsets[r + 1]].tolist()
 
     def lengths(self) -> np.ndarray:
+        """Token count of every row, in row order."""
         return np.diff(self.offsets)
 
     @classmethod
@@ -213,6 +215,7 @@ class CollectionWriter:
         self._ids: list[str] = []
 
     def write(self, ids: list[str], input_ids: list[list[int]]) -> None:
+        """Append rows (ids and their token ids) to the folder being written."""
         if len(ids) != len(input_ids):
             raise ValueError(f"{len(ids)} ids but {len(input_ids)} token lists")
         arr = pa.array(input_ids, pa.list_(pa.int32()))
@@ -244,6 +247,7 @@ class CollectionWriter:
             json.dump(dataset_state(_fingerprint(self.out_dir / ARROW_FILE)), f, indent=2)
 
     def abort(self) -> None:
+        """Drop what was written so far (nothing is left behind)."""
         self._values.close()
         self._scratch.unlink(missing_ok=True)
 
@@ -338,6 +342,7 @@ def dataset_state(fingerprint: str) -> dict:
 
 
 def batched(it: Iterable, n: int) -> Iterator[list]:
+    """Lists of ``n`` items of ``it`` (the last one shorter)."""
     batch: list = []
     for x in it:
         batch.append(x)

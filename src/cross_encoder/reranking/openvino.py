@@ -35,6 +35,7 @@ PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
 def available() -> bool:
+    """Whether OpenVINO is installed (the ``openvino`` extra)."""
     import importlib.util
 
     return importlib.util.find_spec("openvino") is not None
@@ -96,9 +97,11 @@ class OpenVINOScorer:
 
     @property
     def threads(self) -> int:
+        """Inference threads the compiled model uses."""
         return int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """Scores (float32) of one padded batch."""
         inputs = {k: batch[k].numpy() for k in self.names}
         out = np.asarray(self.request.infer(inputs)[0], dtype=np.float32)
         if self.head is None:  # the graph ends in the logits
