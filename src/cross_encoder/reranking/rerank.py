@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from cross_encoder.io import InputError, PathLike, atomic_write, iter_ranking
+from cross_encoder.io.cli import parse_shard
 from cross_encoder.io.collection import TokenizedCollection
 
 logger = logging.getLogger(__name__)
@@ -60,20 +61,6 @@ def ranking_rows(
         if ids:
             logger.warning("%s: %d %s ids are not in %s; skipped", path, len(ids), what, coll.path)
     return np.frombuffer(qrows, dtype=np.int32), np.frombuffer(prows, dtype=np.int32)
-
-
-def parse_shard(value: str | None) -> tuple[int, int]:
-    """``i/k`` or Snakemake's scatter item ``i-of-k`` (1-based) -> ``(i, k)``; None: (1, 1)."""
-    if not value:
-        return 1, 1
-    parts = value.replace("-of-", "/").split("/")
-    try:
-        i, k = (int(x) for x in parts)
-    except ValueError:
-        raise ValueError(f"--prediction_shard must be i/k (e.g. 2/4), got {value!r}") from None
-    if not 1 <= i <= k:
-        raise ValueError(f"--prediction_shard {value}: need 1 <= i <= k")
-    return i, k
 
 
 def write_chunk(f, queries, corpus, qrows, prows, scores) -> None:

@@ -324,7 +324,7 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         if self.prediction_chunk_pairs < 1:
             raise ValueError("--prediction_chunk_pairs must be >= 1")
         if self.prediction_shard is not None:
-            from cross_encoder.reranking.rerank import parse_shard
+            from cross_encoder.io.cli import parse_shard
 
             parse_shard(self.prediction_shard)
         if self.quantize not in ("none", "int8", "auto"):
