@@ -9,6 +9,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The embedded demo's settings (a five-minute budget) apply only when no --configfile is
 # given: a config of yours starts from the schema's defaults, the recipe measured on real data
 # (workflow/schemas/config.schema.yaml), plus what it sets. --config key=value overrides
@@ -19,15 +22,21 @@ if not workflow.config_settings.configfiles:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/common_data.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/common_preprocess.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/first_stage.smk"
 include: "workflow/rules/pseudo_queries.smk"
+include: "workflow/rules/common_train.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/common_quantize.smk"
 include: "workflow/rules/quantize.smk"
+include: "workflow/rules/common_rerank.smk"
 include: "workflow/rules/rerank.smk"
+include: "workflow/rules/common_evaluate.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/common_report.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/common_compare.smk"
 include: "workflow/rules/compare.smk"
@@ -43,7 +52,7 @@ rule eval:
     input:
         tables=eval_targets(),
         figures=report_targets(),
-        hub_model=OUT / "hub_model",
+        hub_model=rules.hub_model.output[0],
     log:
         OUT / "logs" / "eval.log",
     run:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install a single-node SLURM (Slurm 22.05 on Debian 12) so that
-# `pytest -m slurm` can start one (see tests/slurm_cluster.py).
+# `pytest -m slurm` can start one (see tests/helpers/slurm_cluster.py).
 #
 # Idempotent: does nothing when the daemons and client are already installed.
 # Needs root and apt. CI calls it before pytest:

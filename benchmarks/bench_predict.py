@@ -94,6 +94,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cut_span, load_scifact, machine_header, print_header  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SCORE_LINE = re.compile(r"scored (\d+) pairs in ([0-9.]+) s")
 DEFAULT_MODEL = REPO / "results" / "scifact" / "model"  # config/scifact.yaml's model
@@ -112,38 +115,6 @@ AGREE_TOP1 = 0.9
 
 
 # --------------------------------------------------------------------------- header
-
-
-def machine_header(threads: int) -> dict:
-    """CPU model, ISA flags, the precision auto chooses and why, load average."""
-    from cross_encoder import hardware
-
-    caps = hardware.cpu_capabilities()
-    choice = hardware.choose_cpu_precision()
-    resolved = hardware.resolve("auto", "cpu", log=False)
-    flags = sorted(k for k, v in caps.items() if v is True and k.startswith(("amx", "avx512")))
-    return {
-        "cpu": hardware.cpu_model(caps),
-        "isa_flags": flags,
-        "isa_caps": hardware.isa_caps(),
-        "precision": resolved,
-        "precision_reason": choice.reason + (" (cached)" if choice.cached else ""),
-        "bf16_speedup": choice.speedup,
-        "torch": torch.__version__,
-        "threads": threads,
-        "loadavg": os.getloadavg(),
-    }
-
-
-def print_header(h: dict) -> None:
-    print(f"CPU: {h['cpu']}")
-    print(f"ISA flags: {' '.join(h['isa_flags']) or '(no amx*/avx512* flags)'}")
-    if h["isa_caps"]:
-        print("kernel caps: " + " ".join(f"{k}={v}" for k, v in h["isa_caps"].items()))
-    print(f"precision auto -> {h['precision']}: {h['precision_reason']}")
-    la = h["loadavg"]
-    idle = "" if la[0] < 0.5 else "  (NOT IDLE: figures not representative)"
-    print(f"torch {h['torch']}, {h['threads']} threads; load average {la[0]:.2f}{idle}")
 
 
 # --------------------------------------------------------------------------- data
@@ -167,16 +138,6 @@ class Workload:
         return [(self.queries[q], self.corpus[p]) for q, p in self.pairs]
 
 
-def load_scifact(scifact_dir: Path):
-    """``(titled passages, untitled texts, queries, test qids)`` of a BEIR SciFact folder."""
-    from cross_encoder.io import iter_corpus, read_qrels, read_queries
-
-    docs = {pid: (title, text) for pid, title, text in iter_corpus(scifact_dir / "corpus.jsonl")}
-    queries = read_queries(scifact_dir / "queries.jsonl")
-    test = [q for q in read_qrels(scifact_dir / "qrels" / "test.tsv") if q in queries]
-    return docs, queries, test
-
-
 def candidates(scifact_dir: Path, queries: dict[str, str], depth: int, run_file: str | None):
     """``qid -> [pid, ...]`` best first: ``run_file`` (``qid pid rank score``), else BM25."""
     if run_file:
@@ -187,25 +148,6 @@ def candidates(scifact_dir: Path, queries: dict[str, str], depth: int, run_file:
 
     retriever, tok, pids = bm25.build_index(scifact_dir / "corpus.jsonl")
     return {q: [p for p, _ in v] for q, v in bm25.iter_search(retriever, tok, pids, queries, depth)}
-
-
-def cut_span(tokenizer, text: str, rng: random.Random, lo: int = 40, hi: int = 120) -> str:
-    """Consecutive sentences of ``text`` from a random one, cut to ``lo..hi`` tokens (whole
-    words); the whole text if it is shorter."""
-    sents = re.split(r"(?<=[.!?])\s+", text)
-    start = rng.randrange(len(sents))
-    words = " ".join(sents[start:] + sents[:start]).split()
-    if not words:
-        return text
-    counts = [len(x) for x in tokenizer(words, add_special_tokens=False)["input_ids"]]
-    target = rng.randint(lo, hi)
-    total, n = 0, 0
-    for n, c in enumerate(counts, 1):  # noqa: B007
-        if total + c > target:
-            n -= 1
-            break
-        total += c
-    return " ".join(words[: max(n, 1)])
 
 
 def make_workloads(args, tokenizer) -> tuple[list[Workload], Workload | None]:

@@ -5,8 +5,8 @@
     # a seconds-long check of the script itself (figures meaningless):
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --steps 1 --warmup 1 --rounds 1
 
-Header as ``bench_predict.py``: CPU model, ISA flags (``amx*``, ``avx512*``), the precision
-``hardware.resolve('auto')`` chose and why, load average.
+Header as ``bench_predict.py`` (both print ``_common.py``'s): CPU model, ISA flags (``amx*``,
+``avx512*``), the precision ``hardware.resolve('auto')`` chose and why, load average.
 
 All train the same model (packaged all-MiniLM-L6-v2, fresh seeded 1-label head) on the same
 groups -- one positive + G-1 negatives per query, MS MARCO-like lengths (~10-token SciFact
@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the environment (pip install --target DIR datasets), name DIR here: it is searched last,
 # so it cannot shadow the environment's own packages.
 sys.path.extend(p for p in os.environ.get("BENCH_EXTRA_SITE", "").split(os.pathsep) if p)
-from bench_predict import cut_span, load_scifact, machine_header, print_header  # noqa: E402
+from _common import cut_span, load_scifact, machine_header, print_header  # noqa: E402
 
 TARGET = 1.5  # ours (precision auto) / ST defaults
 

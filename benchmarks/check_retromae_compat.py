@@ -10,7 +10,7 @@
 
 Runs with this repository's environment (``python`` here) and calls the other venv's python
 for RetroMAE's side. On the packaged all-MiniLM-L6-v2 tokenizer and the synthetic demo data
-(``cross_encoder.synthetic``, small):
+(``cross_encoder.data.synthetic``, small):
 
 1. ``cross_encoder.preprocess`` writes ``ours/{corpus,train_query,dev_query}``; BM25 gives
    the train ranking and neg_file at depth ``--topk``; ``cross_encoder.run --do_predict``
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     data = work / "data"
-    sh([py, "-m", "cross_encoder.synthetic", "--output_dir", data, "--n_train", args.n_train])
+    sh([py, "-m", "cross_encoder.data.synthetic", "--output_dir", data, "--n_train", args.n_train])
     ours = work / "ours"
     sh(
         [py, "-m", "cross_encoder.preprocess", "--tokenizer_name", tok, "--max_seq_length", 64]

@@ -39,13 +39,13 @@ def test_seed_commands(tmp_path, tiny_data, tiny_model_dir):
     # first stage: BM25 ranking of dev queries and hard negatives of train queries
     for split in ("train", "dev"):
         run(
-            [py, "-m", "cross_encoder.bm25", "--corpus_file", "data/corpus.tsv"]
+            [py, "-m", "cross_encoder.first_stage.bm25", "--corpus_file", "data/corpus.tsv"]
             + ["--query_file", f"data/{split}.query.txt", "--depth", "10"]
             + ["--output_ranking", f"{split}_ranking.tsv", "--index_dir", "bm25_index"],
             tmp_path,
         )
     run(
-        [py, "-m", "cross_encoder.negatives", "--ranking_file", "train_ranking.tsv"]
+        [py, "-m", "cross_encoder.first_stage.negatives", "--ranking_file", "train_ranking.tsv"]
         + ["--qrels_file", "data/qrels.train.tsv", "--output_file", "negs.tsv"],
         tmp_path,
     )
@@ -94,7 +94,7 @@ def test_seed_commands(tmp_path, tiny_data, tiny_model_dir):
 def test_bad_input_one_line_error(tmp_path, tiny_model_dir):
     (tmp_path / "negs.tsv").write_text("q1 no tab here\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "cross_encoder.negatives", "--ranking_file", "negs.tsv"]
+        [sys.executable, "-m", "cross_encoder.first_stage.negatives", "--ranking_file", "negs.tsv"]
         + ["--qrels_file", "negs.tsv", "--output_file", "out.tsv"],
         cwd=tmp_path,
         capture_output=True,

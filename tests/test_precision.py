@@ -11,8 +11,8 @@ import torch
 from cross_encoder import hardware, run
 from cross_encoder.io import iter_ranking
 from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.modeling.pairs import PairTemplate
 from cross_encoder.reranking import predict
-from cross_encoder.training.dataset import PairTemplate
 from cross_encoder.training.trainer import EpochSetter
 
 

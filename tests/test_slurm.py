@@ -1,6 +1,6 @@
 """The SLURM profile, proven on a real single-node SLURM.
 
-A module fixture starts SLURM (tests/slurm_cluster.py: installs it with apt only
+A module fixture starts SLURM (tests/helpers/slurm_cluster.py: installs it with apt only
 when missing, reuses a running cluster, stops only what it started). Snakemake
 then runs through a *test variant* of ``profiles/slurm/config.yaml``, written
 into tmp by :func:`write_test_profile`: partition of the test cluster, no
@@ -29,7 +29,7 @@ import yaml
 try:  # tests/ as a package, or (pytest's default) as a plain directory on sys.path
     from cross_encoder.slurm_cluster import SlurmCluster, SlurmUnavailable, start_cluster
 except ImportError:
-    from slurm_cluster import SlurmCluster, SlurmUnavailable, start_cluster
+    from helpers.slurm_cluster import SlurmCluster, SlurmUnavailable, start_cluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ import subprocess
 
 import yaml
 from conftest import REPO, snakemake_cmd, workflow_env
-from test_beir import make_beir
+from helpers.beir import make_beir
 from test_workflow import planned_jobs
 
 

@@ -89,6 +89,8 @@ def compare_split(
     n_resamples: int,
     seed: int,
 ) -> dict:
+    """The runs' rows of one split over the queries every run judged, each tested against the
+    baseline."""
     loaded = [load_run_split(f, split, row) for f in folders]
     metas = [m for _, _, m in loaded]
     per_run = {name: pq for name, (_, pq, _) in zip(names, loaded, strict=True)}
@@ -131,6 +133,8 @@ def compare_split(
 
 
 def format_split(split: str, res: dict, n_resamples: int, seed: int, alpha: float) -> str:
+    """One split's comparison as the text table ``compare`` prints (significance marks and
+    legend)."""
     from cross_encoder.evaluate import format_table
 
     tests = res["_tests"]
@@ -155,6 +159,7 @@ def format_split(split: str, res: dict, n_resamples: int, seed: int, alpha: floa
 
 
 def figure(results: dict[str, dict], metric: str, plot: str) -> None:
+    """Per-query differences against the baseline, one panel per split, saved to ``plot``."""
     from cross_encoder.evaluation.report import _pyplot, _save, differences_panel
 
     panels = []
@@ -210,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     folders = [Path(r) for r in args.runs]

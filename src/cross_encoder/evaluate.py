@@ -80,6 +80,7 @@ def qrels_digest(path: str) -> str:
 
 
 def load_run(path: str) -> dict[str, list[str]]:
+    """A score file as ``qid -> [pid, ...]``, best first."""
     return order_run(read_scores(path))
 
 
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]

@@ -69,6 +69,7 @@ class Choice:
     cached: bool = False
 
     def describe(self) -> str:
+        """One log line: what ``precision: auto`` chose and why."""
         where = " (cached)" if self.cached else ""
         return f"precision auto -> {self.precision}: {self.reason}{where}"
 
@@ -143,6 +144,7 @@ def measure_bf16_speedup(
 
 
 def cache_dir() -> Path:
+    """Where per-machine measurements are cached (``CROSS_ENCODER_CACHE_DIR``, else XDG)."""
     env = os.environ.get("CROSS_ENCODER_CACHE_DIR")
     if env:
         return Path(env)
@@ -295,6 +297,7 @@ def resolve(requested: str | None, device: str | torch.device = "cpu", log: bool
 
 
 def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a resolved precision name."""
     return DTYPES[precision]
 
 

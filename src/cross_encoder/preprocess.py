@@ -50,12 +50,14 @@ logger = logging.getLogger(__name__)
 
 
 def passage_text(title: str, text: str, sep: str, use_title: bool) -> str:
+    """A passage as it is tokenized: ``title [SEP] text`` with ``use_title``, else its text."""
     if use_title and title:
         return f"{title} {sep} {text}" if text else title
     return text or title
 
 
 def tokenize(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
+    """Token ids of ``texts`` (no special tokens), cut to ``max_len``."""
     enc = tokenizer(
         texts,
         add_special_tokens=False,
@@ -102,6 +104,7 @@ def tokenize_queries(
     max_len: int,
     queries: dict[str, str] | None = None,
 ) -> dict[str, str]:
+    """Tokenize a query file into a folder; returns the queries read."""
     if queries is None:
         queries = read_queries(query_file)
     writer = CollectionWriter(out_dir)
@@ -202,6 +205,7 @@ def corpus_ids(folder: Path) -> set[str]:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.max_len < 1:

@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None):
+    """The three argument dataclasses from ``argv`` (or one JSON file, as HF scripts take).
+
+    Args:
+        argv: command-line flags; None: ``sys.argv[1:]``.
+
+    Returns:
+        ``(ModelArguments, DataArguments, CrossEncoderTrainingArguments)``.
+    """
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser((ModelArguments, DataArguments, CrossEncoderTrainingArguments))
@@ -39,6 +47,12 @@ def parse_args(argv: list[str] | None):
 
 
 def train(model_args, data_args, training_args, tokenizer, template, predict_template):
+    """Train on grouped data (resuming from the last checkpoint), select on dev when asked,
+    and save the model folder.
+
+    Returns:
+        The trained model (the best dev checkpoint with ``--load_best_model_at_end``).
+    """
     from cross_encoder import modeling
     from cross_encoder.hardware import log_peak_gpu_memory
     from cross_encoder.io.collection import TokenizedCollection
@@ -64,7 +78,6 @@ def train(model_args, data_args, training_args, tokenizer, template, predict_tem
         data_collator=GroupCollator(template),
         processing_class=tokenizer,
         group_size=data_args.train_group_size,
-        temperature=training_args.temperature,
         evaluator=evaluator,
     )
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
@@ -93,6 +106,8 @@ def train(model_args, data_args, training_args, tokenizer, template, predict_tem
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """``--do_train`` and/or ``--do_predict``; 0 done, 2 bad input, 3 non-finite loss,
+    ``EXIT_PREEMPTED`` (75) stopped by a signal after a checkpoint (rerun to resume)."""
     setup_logging()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: one copy of the logs is enough
         _quiet_non_main_rank()
@@ -107,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import set_seed
 
     from cross_encoder import modeling
+    from cross_encoder.modeling.pairs import PairTemplate
     from cross_encoder.reranking.rerank import rerank_file
-    from cross_encoder.training.dataset import PairTemplate
     from cross_encoder.training.preemption import EXIT_PREEMPTED, Preempted
     from cross_encoder.training.trainer import NonFiniteLossError
 

@@ -1,3 +1,7 @@
+# What all rule files need (the checked config, paths, shell helpers, file functions).
+# Helpers of one rule file live next to it in common_<rule file>.smk, included just before it
+# (Snakefile).
+
 import os
 import shlex
 import sys
@@ -5,6 +9,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+# ---- The config: checked once (one line per mistake), defaults filled in from the schema
 
 
 def check_config(config, schema_file, config_files):
@@ -64,6 +70,8 @@ def ignore_slurm_warning():
 
 
 ignore_slurm_warning()
+
+# ---- The run: where results go, and the config sections every rule file reads
 
 RUN = config["run_name"]
 OUT = Path(config["results_dir"]) / RUN
@@ -130,10 +138,7 @@ scattergather:
     teacher=config["teacher"]["shards"],
 
 
-def shard_flag(wildcards) -> str:
-    """--prediction_shard of a shard job (its scatter item i-of-k), '' for a one-job rule."""
-    item = wildcards.get("scatteritem")
-    return f"--prediction_shard {item}" if item else ""
+# ---- Shell commands: quoting, the log, flags from a config section
 
 
 def q(value) -> str:
@@ -175,9 +180,7 @@ def flags(section, *keys, optional=(), **values) -> str:
     return " ".join(rendered)
 
 
-def extra_args(value) -> str:
-    """Extra command-line flags from the config, each quoted."""
-    return " ".join(q(a) for a in shlex.split(value or ""))
+# ---- Files: the inputs, rankings and qrels of each split (several rule files read them)
 
 
 def raw_file(kind):
@@ -209,16 +212,6 @@ def beir_dir():
     return (
         config.get("data_dir") or f"resources/beir/{config['data']['beir']['dataset']}"
     )
-
-
-def beir_inputs(wildcards):
-    """What beir_split reads from the BEIR folder: the queries and the train/test qrels."""
-    folder = beir_dir()
-    return {
-        "queries": f"{folder}/queries.jsonl",
-        "train_qrels": f"{folder}/qrels/train.tsv",
-        "test_qrels": f"{folder}/qrels/test.tsv",
-    }
 
 
 def output_folder(wildcards, output):
@@ -254,16 +247,6 @@ PSEUDO_FILES = {
 }
 
 
-def training_file(kind):
-    """What the cross-encoder trains on: the corpus, train queries, train qrels and hard
-    negatives, with the title pseudo-queries added when train.pseudo_queries.n > 0."""
-    if TRAIN["pseudo_queries"]["n"]:
-        return str(OUT / "pseudo" / "train_aug" / PSEUDO_FILES[kind])
-    if kind == "negs":
-        return neg_file()
-    return qrels_file("train") if kind == "train_qrels" else raw_file(kind)
-
-
 def qrels_file(split):
     return raw_file(f"{split}_qrels")
 
@@ -292,17 +275,6 @@ def split_ranking(wildcards):
     return ranking_file(wildcards.split)
 
 
-def preprocess_flags():
-    """cross_encoder.preprocess settings shared by its per-part jobs (preprocess.smk)."""
-    return flags(
-        config["preprocess"],
-        "max_len",
-        optional=("use_title",),
-        tokenizer_name=tokenizer_name(),
-        trust_remote_code=TRAIN["trust_remote_code"],
-    )
-
-
 def encode_flags(encoder):
     """cross_encoder.first_stage.dense encode settings of a bi-encoder: first_stage.dense, or a
     distillation stage's (stage_encoder())."""
@@ -318,32 +290,7 @@ def neg_file():
     return FIRST.get("neg_file") or str(OUT / "first_stage" / "train.negs.tsv")
 
 
-def tokenizer_name():
-    """What preprocess tokenizes with: preprocess.tokenizer, or the training model's."""
-    return config["preprocess"]["tokenizer"] or TRAIN["model"]
-
-
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spm.model",
-    "sentencepiece.bpe.model",
-)
-
-
-def tokenizer_files():
-    """A local tokenizer folder's files, as inputs of preprocess: a tokenizer replaced in
-    place re-tokenizes (another name or path does through params.tokenizer)."""
-    folder = Path(tokenizer_name())
-    if not folder.is_dir():
-        return []
-    return [str(folder / name) for name in TOKENIZER_FILES if (folder / name).is_file()]
-
+# ---- Processes and threads of the torch jobs
 
 # CPU cores a job gets per GPU (data loading, collating, the host side of each rank). On a
 # site with fewer cores per GPU lower it here, or set one rule's threads in the profile
@@ -371,49 +318,11 @@ def torch_launcher(nproc):
     return "python"
 
 
-def selection_inputs():
-    """Dev files the train rule reads to select its checkpoint (none without selection)."""
-    split = SELECT["split"]
-    if not split:
-        return {}
-    return {
-        "eval_queries": OUT / "tokenized" / f"{split}_query",
-        "eval_ranking": ranking_file(split),
-        "eval_qrels": qrels_file(split),
-    }
-
-
-def selection_flags(wildcards, input):
-    """cross_encoder.run flags that rerank dev every eval_steps and keep the best checkpoint."""
-    if not SELECT["split"]:
-        return f"--save_steps {TRAIN['save_steps']}"
-    metric = SELECT["metric"] or METRIC
-    metrics = list(dict.fromkeys([metric, "nDCG@10", "MRR@10"]))
-    flags = [
-        f"--eval_query_file {q(input.eval_queries)}",
-        f"--eval_file {q(input.eval_ranking)}",
-        f"--eval_qrels {q(input.eval_qrels)}",
-        f"--eval_topk {SELECT['topk'] or RERANK['prediction_topk']}",
-        f"--eval_max_queries {SELECT['max_queries']}",
-        f"--eval_metrics {q(','.join(metrics))}",
-        f"--eval_strategy steps --eval_steps {SELECT['eval_steps']}",
-        f"--save_steps {SELECT['eval_steps']} --load_best_model_at_end",
-        f"--metric_for_best_model {q(metric)}",
-    ]
-    if SELECT["patience"]:
-        flags.append(f"--early_stopping_patience {SELECT['patience']}")
-    return " ".join(flags)
+# ---- Settings of the cross-encoder shared by train, quantize, rerank and teacher
 
 
 def report_to():
     return [t.strip() for t in TRAIN["report_to"].split(",") if t.strip()] or ["none"]
-
-
-def tracking_env():
-    """TensorBoard's event files go to <run>/tensorboard (transformers reads the variable)."""
-    if {"tensorboard", "all"} & set(report_to()):
-        return f"TENSORBOARD_LOGGING_DIR={q(OUT / 'tensorboard')}"
-    return ""
 
 
 def prediction_max_len():
@@ -437,12 +346,7 @@ def predict_flags(prediction_topk, max_len):
     )
 
 
-def fusion_sources(split):
-    """Scored rankings interpolated with the cross-encoder besides the first stage's own
-    score: BM25's and the dense one under a hybrid first stage."""
-    if user_ranking(split) or FIRST["method"] != "hybrid":
-        return {}
-    return {m: str(OUT / "first_stage" / f"{split}.{m}.tsv") for m in ("bm25", "dense")}
+# ---- Evaluation outputs: the Snakefile's targets, report.smk and hub_model.smk
 
 
 def split_flags(flag, paths):
@@ -455,78 +359,8 @@ def metrics_flags(wildcards, input):
     return split_flags("metrics", input.metrics)
 
 
-def per_query_flags(wildcards, input):
-    return split_flags("per_query", input.per_query)
-
-
-def source_flags(paths):
-    return " ".join(q(f"--source={name}={path}") for name, path in paths.items())
-
-
-def split_fusion_sources(wildcards):
-    return list(fusion_sources(wildcards.split).values())
-
-
-def split_source_flags(wildcards):
-    return source_flags(fusion_sources(wildcards.split))
-
-
-def fused_output_flag(wildcards, output):
-    """rerank_fusion's --output_fused, when a fused run is configured."""
-    return f"--output_fused {q(output.fused)}" if FUSE["method"] != "none" else ""
-
-
-def fused_run_flags(wildcards, input):
-    """How evaluate reports the fused run: with the fusion tuned on dev (auto), as a run
-    named by its fixed setting (rrf, interpolate), or not at all (none)."""
-    if FUSE["method"] == "none":
-        return ""
-    if FUSE["method"] == "auto":
-        return f"--fused_file {q(input.fused)} --fusion_file {q(input.fusion)}"
-    return q(f"--run=fused ({FUSE['method']} weight {FUSE['weight']})={input.fused}")
-
-
-def fusion_how(wildcards, input):
-    """How rerank_fusion fuses: the tuned file, or the configured fixed setting."""
-    if FUSE["method"] == "auto":
-        return f"--fusion_file {q(input.fusion)}"
-    return flags(FUSE, "method", "weight", "k")
-
-
-def tuned_flags(wildcards):
-    """evaluate --tuned: the rows whose checkpoint was selected, or whose fusion was tuned,
-    on the split's own queries."""
-    notes = []
-    if SELECT["split"] == wildcards.split:
-        n = SELECT["max_queries"]
-        sample = f"up to {n} of these queries" if n else "these queries"
-        notes += [
-            f"reranked=checkpoint selected on {sample}",
-            f"fused=checkpoint selected on {sample}",
-        ]
-    if FUSE["method"] == "auto" and TUNE_SPLIT == wildcards.split:
-        notes.append("fused=fusion tuned on these queries")
-    baseline = config["evaluate"]["baseline"]
-    return " ".join(
-        [q(f"--tuned={n}") for n in notes]
-        + ([f"--baseline {q(baseline)}"] if baseline else [])
-    )
-
-
 def eval_targets():
     return [str(OUT / "eval" / f"{split}.table.txt") for split in SPLITS]
-
-
-def report_targets():
-    """Figures for `snakemake --report` (workflow/rules/report.smk)."""
-    names = [
-        "metrics.png",
-        "metrics.tsv",
-        "ndcg_delta.png",
-        "significance.png",
-        "train_loss.png",
-    ]
-    return [str(OUT / "report" / n) for n in names]
 
 
 def print_tables(paths, log):

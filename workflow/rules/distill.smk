@@ -9,7 +9,7 @@ rule distill_bi_encoder:
         teacher=[teacher_files()["qrels_score"], teacher_files()["rerank_score"]],
         negs=teacher_files()["negs"],
         check=teacher_files()["check"],
-        qrels=OUT / "tokenized" / "train_qrels.txt",
+        qrels=rules.preprocess_train.output.train_qrels,
         corpus=raw_file("corpus"),
         queries=query_file("train"),
     output:

@@ -5,7 +5,7 @@
 
 rule hub_model:
     input:
-        model=OUT / "model",
+        model=rules.train_cross_encoder.output[0],
         metrics=expand(OUT / "eval" / "{split}.metrics.json", split=SPLITS),
         quantization=quantization_input(),
     output:

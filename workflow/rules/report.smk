@@ -50,7 +50,7 @@ rule report_delta:
 
 rule report_loss:
     input:
-        OUT / "model",
+        rules.train_cross_encoder.output[0],
     output:
         report(
             OUT / "report" / "train_loss.png",

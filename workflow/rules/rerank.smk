@@ -9,9 +9,9 @@ RERANK_SHARD = OUT / "rerank" / "shards" / "{split}.{scatteritem}.scores.tsv"
 
 rule rerank:
     input:
-        model=OUT / "model",
-        corpus=OUT / "tokenized" / "corpus",
-        queries=OUT / "tokenized" / "{split}_query",
+        model=rules.train_cross_encoder.output[0],
+        corpus=rules.preprocess_corpus.output.corpus,
+        queries=rules.preprocess_queries.output[0],
         ranking=split_ranking,
         quantization=quantization_input(),
     output:

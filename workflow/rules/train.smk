@@ -6,9 +6,9 @@
 rule train_cross_encoder:
     input:
         **selection_inputs(),
-        corpus=OUT / "tokenized" / "corpus",
-        queries=OUT / "tokenized" / "train_query",
-        qrels=OUT / "tokenized" / "train_qrels.txt",
+        corpus=rules.preprocess_corpus.output.corpus,
+        queries=rules.preprocess_train.output.train_query,
+        qrels=rules.preprocess_train.output.train_qrels,
         negs=neg_file(),
     output:
         directory(OUT / "model"),

@@ -84,6 +84,7 @@ def prepare(data_dir: str | Path, output_dir: str | Path, n_dev: int = 100, seed
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m cross_encoder.data.beir", description=__doc__)
     p.add_argument("--data_dir", required=True, help="BEIR dataset folder (queries.jsonl, qrels/)")
     p.add_argument("--output_dir", required=True)

@@ -96,6 +96,8 @@ def build_pairs(
     train_negs: dict[str, list[str]],
     output_dir: Path,
 ) -> dict[str, int]:
+    """Write the training set augmented with title pseudo-queries into ``output_dir``; returns
+    how many pseudo-queries and body passages it added."""
     clash = [q for q in pseudo if q in train_queries]
     if clash:
         raise InputError(None, f"train queries already use the pseudo-query id {clash[0]!r}")
@@ -129,6 +131,7 @@ def build_pairs(
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     p = argparse.ArgumentParser(
         prog="python -m cross_encoder.data.pseudo_queries", description=__doc__
     )

@@ -531,6 +531,7 @@ class Fact:
     negated: bool = False
 
     def words(self) -> dict[str, str]:
+        """The fact's words by role (``{role: word}``)."""
         return dict(self.slots)
 
     def matches(self, scene: str, named: Mapping[str, str], negated: bool) -> bool:
@@ -543,6 +544,8 @@ class Fact:
 
 @dataclass
 class Passage:
+    """A generated passage; ``fact`` None for an unrelated one."""
+
     title: str
     text: str
     fact: Fact | None = None  # None: an unrelated passage
@@ -551,6 +554,8 @@ class Passage:
 
 @dataclass
 class Query:
+    """A generated query, the fact it asks for and its positive passages."""
+
     text: str
     target: Fact
     positives: list[Passage] = field(default_factory=list)
@@ -559,6 +564,8 @@ class Query:
 
 @dataclass
 class SyntheticDataset:
+    """The generated corpus and the train, dev and test queries."""
+
     passages: list[Passage]  # in pid order
     train: list[Query]  # in qid order
     dev: list[Query]
@@ -858,6 +865,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     paths = generate(

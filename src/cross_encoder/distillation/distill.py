@@ -202,6 +202,7 @@ def _write_sentence_transformer(encoder, tmp: Path, max_len: int) -> None:
 
 
 def train(args) -> dict:
+    """Train the bi-encoder on the teacher's scores; returns the training summary."""
     from transformers import get_linear_schedule_with_warmup
 
     from cross_encoder.first_stage.dense import BiEncoder
@@ -371,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.require_gpu:

@@ -53,6 +53,7 @@ def _save(fig, path: str) -> None:
 
 
 def load_metrics(path: str) -> dict[str, dict[str, float]]:
+    """The ``runs`` of an evaluate ``metrics.json`` (``run -> metric -> value``)."""
     try:
         data = json.loads(Path(path).read_text())
         runs = data["runs"]
@@ -99,6 +100,7 @@ def metrics_figure(splits: list[tuple[str, str]], plot: str, table: str | None) 
 
 
 def load_per_query(path: str, metric: str) -> dict[str, dict[str, float]]:
+    """One metric of a ``per_query.tsv`` as ``run -> qid -> value``."""
     out: dict[str, dict[str, float]] = {}
     with open(path, encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter="\t")
@@ -233,6 +235,7 @@ def significance_figure(
 
 
 def load_log_history(path: str) -> list[dict]:
+    """The ``log_history`` of a ``trainer_state.json``."""
     try:
         state = json.loads(Path(path).read_text())
         return list(state["log_history"])
@@ -299,6 +302,7 @@ def loss_figure(trainer_state: str, plot: str) -> int:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     p = argparse.ArgumentParser(
         prog="python -m cross_encoder.evaluation.report", description=__doc__
     )

@@ -62,6 +62,7 @@ class Paired:
     significant: bool = False
 
     def as_dict(self) -> dict:
+        """The comparison as JSON-ready data (the interval as a list)."""
         d = asdict(self)
         d["ci"] = list(self.ci)
         return d
@@ -204,6 +205,7 @@ def settings(baseline: str, n_rows: int, alpha: float, n_resamples: int, seed: i
 
 
 def legend(baseline: str, n_rows: int, n_queries: int, alpha: float = ALPHA) -> str:
+    """The line under a table that says what a ``*`` means."""
     rows = "row" if n_rows == 1 else "rows"
     return (
         f"* differs from {baseline!r} at p < {alpha:g}: two-sided paired t-test over "

@@ -101,6 +101,7 @@ def save_index(retriever, tokenizer, pids: list[str], index_dir: str | Path) -> 
 
 
 def load_index(index_dir: str | Path, stem_language: str | None = "english"):
+    """A saved BM25 index: ``(retriever, tokenizer, pids)``."""
     import bm25s
 
     retriever = bm25s.BM25.load(index_dir)
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.depth < 1:

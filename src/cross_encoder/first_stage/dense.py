@@ -106,6 +106,7 @@ class BiEncoder:
 
 
 def passage_texts(corpus_file: str | Path) -> tuple[list[str], list[str]]:
+    """Pids and ``title text`` strings of a corpus file, in file order."""
     pids, texts = [], []
     for pid, title, text in iter_corpus(corpus_file):
         pids.append(pid)
@@ -155,6 +156,7 @@ def save_index(index_dir: str | Path, embeddings: np.ndarray, pids: list[str]) -
 
 
 def load_index(index_dir: str | Path) -> tuple[np.ndarray, list[str]]:
+    """A dense index folder: the memory-mapped embeddings and their pids."""
     d = Path(index_dir)
     if not (d / "embeddings.npy").exists():
         raise InputError(index_dir, "no embeddings.npy here; run `dense encode` first")
@@ -195,6 +197,7 @@ def search(
     depth: int,
     batch_size: int = 64,
 ) -> dict[str, list[tuple[str, float]]]:
+    """Exact inner-product top-``depth`` of each query: ``qid -> [(pid, score), ...]``."""
     qids = list(queries)
     q_emb = encoder.encode([queries[q] for q in qids], batch_size, desc="encode queries")
     out: dict[str, list[tuple[str, float]]] = {}
@@ -250,6 +253,7 @@ def encode_dtype(precision: str, device: str | None = None) -> torch.dtype:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     torch.manual_seed(0)

@@ -24,6 +24,22 @@ def rrf(
     depth: int | None = None,
     weights: Sequence[float] | None = None,
 ) -> dict[str, list[tuple[str, float]]]:
+    """Reciprocal-rank fusion of rankings: ``score(q, p) = Σ_runs w_run / (k + rank_run(q, p))``.
+
+    Args:
+        rankings: runs, each ``qid -> [pid, ...]`` best first.
+        k: the RRF constant (60 in the paper); larger flattens the weight of the top ranks.
+        depth: keep this many passages per query (None: all).
+        weights: one weight per run (None: 1 each).
+
+    Returns:
+        ``qid -> [(pid, score), ...]`` best first, for every query of any run; ties keep the
+        order of first appearance (first run first).
+
+    References:
+        Cormack, Clarke and Büttcher, "Reciprocal Rank Fusion outperforms Condorcet and
+        individual Rank Learning Methods", SIGIR 2009.
+    """
     weights = list(weights) if weights is not None else [1.0] * len(rankings)
     qids: dict[str, None] = {}
     for r in rankings:
@@ -41,6 +57,7 @@ def rrf(
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     p = argparse.ArgumentParser(
         prog="python -m cross_encoder.first_stage.fusion", description=__doc__
     )

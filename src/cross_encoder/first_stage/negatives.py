@@ -37,6 +37,17 @@ logger = logging.getLogger(__name__)
 def hard_negatives(
     ranking: dict[str, list[str]], pos: dict[str, list[str]], depth: int | None = None
 ) -> dict[str, list[str]]:
+    """Hard negatives of each judged query: its ranked passages that are not positives.
+
+    Args:
+        ranking: ``qid -> [pid, ...]`` best first (any first stage).
+        pos: ``qid -> [positive pid, ...]`` (the judged queries).
+        depth: look at this many top passages per query (None: all).
+
+    Returns:
+        ``qid -> [pid, ...]`` in rank order, for the judged queries the ranking covers
+        (RetroMAE's ``neg_file``; the others get no entry).
+    """
     out = {}
     for q, ps in pos.items():
         if q in ranking:
@@ -88,6 +99,7 @@ def iter_hard_negatives(
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     p = argparse.ArgumentParser(
         prog="python -m cross_encoder.first_stage.negatives", description=__doc__
     )

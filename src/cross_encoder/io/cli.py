@@ -47,6 +47,7 @@ def cli(func: F) -> F:
 
 
 def setup_logging(level: int = logging.INFO) -> None:
+    """Log to stderr in the package's one format."""
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -63,3 +64,17 @@ def require_path(value: str | None, flag: str, why: str) -> str:
     if not os.path.exists(value):
         raise InputError(value, f"no such file or folder (given as {flag})")
     return value
+
+
+def parse_shard(value: str | None) -> tuple[int, int]:
+    """``i/k`` or Snakemake's scatter item ``i-of-k`` (1-based) -> ``(i, k)``; None: (1, 1)."""
+    if not value:
+        return 1, 1
+    parts = value.replace("-of-", "/").split("/")
+    try:
+        i, k = (int(x) for x in parts)
+    except ValueError:
+        raise ValueError(f"--prediction_shard must be i/k (e.g. 2/4), got {value!r}") from None
+    if not 1 <= i <= k:
+        raise ValueError(f"--prediction_shard {value}: need 1 <= i <= k")
+    return i, k

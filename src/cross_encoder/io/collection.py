@@ -10,7 +10,7 @@ A folder written by :class:`CollectionWriter` (``cross_encoder.preprocess``) hol
 * ``dataset_info.json`` and ``state.json``: what ``load_from_disk`` reads first. The features
   are recorded as ``Sequence(Value("int32"))``, the form ``datasets`` 1.x writes: the
   ``datasets==1.18.3`` RetroMAE pins cannot read the ``List`` form ``datasets`` >= 4 writes,
-  and current ``datasets`` reads both (``tests/test_collection.py`` loads our folders with the
+  and current ``datasets`` reads both (``tests/io/test_collection.py`` loads our folders with the
   installed ``datasets``, ``benchmarks/check_datasets_1183.py`` with 1.18.3);
 * ``mapping_id.txt``, and ``tokenizer_identity.json`` (written by preprocess).
 
@@ -88,10 +88,12 @@ class TokenizedCollection:
         )
 
     def tokens(self, key: str) -> list[int]:
+        """The token ids of one id."""
         r = self.row[key]
         return self.values[self.offsets[r] : self.offsets[r + 1]].tolist()
 
     def lengths(self) -> np.ndarray:
+        """Token count of every row, in row order."""
         return np.diff(self.offsets)
 
     @classmethod
@@ -213,6 +215,7 @@ class CollectionWriter:
         self._ids: list[str] = []
 
     def write(self, ids: list[str], input_ids: list[list[int]]) -> None:
+        """Append rows (ids and their token ids) to the folder being written."""
         if len(ids) != len(input_ids):
             raise ValueError(f"{len(ids)} ids but {len(input_ids)} token lists")
         arr = pa.array(input_ids, pa.list_(pa.int32()))
@@ -244,6 +247,7 @@ class CollectionWriter:
             json.dump(dataset_state(_fingerprint(self.out_dir / ARROW_FILE)), f, indent=2)
 
     def abort(self) -> None:
+        """Drop what was written so far (nothing is left behind)."""
         self._values.close()
         self._scratch.unlink(missing_ok=True)
 
@@ -338,6 +342,7 @@ def dataset_state(fingerprint: str) -> dict:
 
 
 def batched(it: Iterable, n: int) -> Iterator[list]:
+    """Lists of ``n`` items of ``it`` (the last one shorter)."""
     batch: list = []
     for x in it:
         batch.append(x)

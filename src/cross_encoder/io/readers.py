@@ -219,6 +219,8 @@ def read_positives(path: PathLike) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class RankedPair:
+    """One line of a ranking: query, passage, and rank and score when given."""
+
     qid: str
     pid: str
     rank: int | None = None

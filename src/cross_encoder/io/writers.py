@@ -84,6 +84,7 @@ def write_neg_file(
 
 
 def write_json(path: PathLike, obj: Any) -> None:
+    """A JSON file (indented, newline-terminated), written atomically."""
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, sort_keys=False)
         f.write("\n")

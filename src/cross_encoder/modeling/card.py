@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from cross_encoder.io import (
 logger = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
+# The card's prose, with $placeholders (string.Template) that render() fills in.
+TEMPLATE_FILE = Path(__file__).with_name("model_card_template.md")
 SUMMARY_FILE = "training_summary.json"
 LABEL = "relevance"
 # sentence-transformers reads config.json's sentence_transformers.activation_fn (its own
@@ -319,66 +322,27 @@ def _quantization_section(d: Mapping[str, Any] | None) -> list[str]:
     return [*out, ""]
 
 
-def _usage_section(summary: Mapping[str, Any], model_id: str) -> list[str]:
-    max_len = summary["max_len"]
-    title = summary.get("use_title")
-    if title:
-        fmt = (
-            "Passages were given as `title [SEP] text` (the tokenizer's separator between a "
-            "passage's title and its text; just `text` when it has no title), queries as is."
-        )
-        passages = 'passages = [f"{title} {tokenizer.sep_token} {text}" for title, text in docs]'
-        st_passages = (
-            'passages = [f"{title} {model.tokenizer.sep_token} {text}" for title, text in docs]'
-        )
-    else:
-        fmt = "Passages were given as their text only (no title), queries as is."
-        passages = st_passages = "passages = [text for title, text in docs]"
-    docs = 'docs = [("Foxes", "Foxes hunt voles at dusk."), ("Owls", "Owls nest in trees.")]'
-    return [
-        "## Usage",
-        "",
-        fmt + f" A query–passage pair is at most {max_len} tokens (the tokenizer's "
-        "`model_max_length`); the score is one logit, higher = more relevant.",
-        "",
-        "With transformers:",
-        "",
-        "```python",
-        "import torch",
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-        "",
-        f'tokenizer = AutoTokenizer.from_pretrained("{model_id}")',
-        "model = AutoModelForSequenceClassification.from_pretrained(",
-        f'    "{model_id}", use_safetensors=True',
-        ").eval()",
-        'query = "what do foxes eat"',
-        docs,
-        passages,
-        "inputs = tokenizer([query] * len(passages), passages, padding=True, truncation=True,",
-        f'                   max_length={max_len}, return_tensors="pt")',
-        "with torch.no_grad():",
-        "    scores = model(**inputs).logits.squeeze(-1)",
-        "```",
-        "",
-        "With sentence-transformers (its max length and the raw-score activation are read "
-        "from this folder):",
-        "",
-        "```python",
-        "from sentence_transformers import CrossEncoder",
-        "",
-        f'model = CrossEncoder("{model_id}")',
-        'query = "what do foxes eat"',
-        docs,
-        st_passages,
-        "scores = model.predict([(query, p) for p in passages])",
-        "ranking = model.rank(query, passages)",
-        "```",
-        "",
-        "Both give the scores of this pipeline (`python -m cross_encoder.run --do_predict` on "
-        "the preprocessed folders) when a pair fits in max_len; longer pairs are cut "
-        "slightly differently (the pipeline shortens the passage first).",
-        "",
-    ]
+def _usage_values(summary: Mapping[str, Any], model_id: str) -> dict[str, str]:
+    """The template's usage placeholders: how passages were given, and the code to match."""
+    if summary.get("use_title"):
+        return {
+            "passage_format": (
+                "Passages were given as `title [SEP] text` (the tokenizer's separator between a "
+                "passage's title and its text; just `text` when it has no title), queries as is."
+            ),
+            "passages": (
+                'passages = [f"{title} {tokenizer.sep_token} {text}" for title, text in docs]'
+            ),
+            "st_passages": (
+                'passages = [f"{title} {model.tokenizer.sep_token} {text}" for title, text in docs]'
+            ),
+        }
+    text_only = "passages = [text for title, text in docs]"
+    return {
+        "passage_format": "Passages were given as their text only (no title), queries as is.",
+        "passages": text_only,
+        "st_passages": text_only,
+    }
 
 
 def render(
@@ -387,46 +351,46 @@ def render(
     model_id: str = "path/to/model",
     quantization: Mapping[str, Any] | None = None,
 ) -> str:
-    """The card's Markdown (front matter included)."""
+    """The card's Markdown (front matter included): :data:`TEMPLATE_FILE` filled in.
+
+    Args:
+        summary: what ``training_summary.json`` holds (:func:`training_summary`).
+        evaluation: ``split -> metrics.json`` of the evaluated splits (None: no section).
+        model_id: the name the usage examples load the model by.
+        quantization: the run's int8 decision (``rerank/quantization.json``), if any.
+
+    Returns:
+        The card, ``README.md``'s text.
+    """
     base = summary.get("base_model")
     hub = hub_id(base)
     base_text = f"[{hub}](https://huggingface.co/{hub})" if hub else f"`{base}`"
     if hub and hub != base:
         base_text += f" (packaged as `{base}`)"
     data = summary["data"]
-    lines = [
-        _front_matter(summary),
-        "# Cross-encoder reranker",
-        "",
-        f"A cross-encoder that scores a (query, passage) pair for relevance, fine-tuned from "
-        f"{base_text} with the cross-encoder-rerank pipeline (RetroMAE's cross-encoder "
-        "recipe: grouped softmax over a positive and hard negatives).",
-        "",
-        "## Training data",
-        "",
-        f"- corpus: `{data['corpus']}` ({data['passages']} passages, tokenized with "
-        f"`{summary.get('tokenizer')}`"
-        + (
-            f", {summary['preprocess_max_seq_length']} tokens per text"
-            if summary.get("preprocess_max_seq_length")
-            else ""
-        )
-        + ")",
-        f"- training queries: `{data['train_queries']}`, judgements `{data['train_qrels']}`: "
-        f"{data['queries_trained_on']} queries with a positive in the corpus",
-        "",
-        "## Training recipe",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in _recipe_rows(summary)),
-        "",
+    max_seq = summary.get("preprocess_max_seq_length")
+    sections = [
         *_selection_section(summary.get("selection")),
         *(_evaluation_section(evaluation) if evaluation else []),
         *_quantization_section(quantization),
-        *_usage_section(summary, model_id),
     ]
-    return "\n".join(lines)
+    template = string.Template(TEMPLATE_FILE.read_text(encoding="utf-8"))
+    return template.substitute(
+        front_matter=_front_matter(summary),
+        base_text=base_text,
+        corpus=data["corpus"],
+        passages_count=data["passages"],
+        tokenizer=summary.get("tokenizer"),
+        tokens_per_text=f", {max_seq} tokens per text" if max_seq else "",
+        train_queries=data["train_queries"],
+        train_qrels=data["train_qrels"],
+        queries_trained_on=data["queries_trained_on"],
+        recipe_rows="\n".join(f"| {k} | {v} |" for k, v in _recipe_rows(summary)),
+        sections="\n".join(sections),
+        max_len=summary["max_len"],
+        model_id=model_id,
+        **_usage_values(summary, model_id),
+    )
 
 
 def write_card(
@@ -512,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     folder = Path(args.model_dir)

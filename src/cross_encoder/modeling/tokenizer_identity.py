@@ -114,6 +114,7 @@ def differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list
 
 
 def describe(identity: Mapping[str, Any]) -> str:
+    """A tokenizer identity in a few words for error messages."""
     return f"{identity.get('name_or_path')} (vocab sha256 {str(identity['vocab_sha256'])[:12]}…)"
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from cross_encoder.io.collection import TokenizedCollection
-from cross_encoder.reranking.predict import PairBuilder, _score_head
-from cross_encoder.training.dataset import PairTemplate
+from cross_encoder.modeling.pairs import PairBuilder, PairTemplate
+from cross_encoder.reranking.predict import _score_head
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
 def available() -> bool:
+    """Whether OpenVINO is installed (the ``openvino`` extra)."""
     import importlib.util
 
     return importlib.util.find_spec("openvino") is not None
@@ -112,9 +113,11 @@ class OpenVINOScorer:
 
     @property
     def threads(self) -> int:
+        """Inference threads the compiled model uses."""
         return int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """Scores (float32) of one padded batch."""
         inputs = {k: batch[k].numpy() for k in self.names}
         return self._scores(self.request.infer(inputs)[0])
 

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from cross_encoder.io.collection import TokenizedCollection
-from cross_encoder.training.dataset import PairTemplate
+from cross_encoder.modeling.pairs import PairBuilder, PairTemplate  # noqa: F401  (old path)
 
 logger = logging.getLogger(__name__)
 
@@ -51,75 +51,6 @@ def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-class PairBuilder:
-    """Model inputs of pairs given as row indices into two tokenized collections, built with
-    numpy from the collections' flat token arrays: the same ids and token types as
-    :meth:`PairTemplate.build` + :meth:`PairTemplate.pad`, without a Python list per pair."""
-
-    def __init__(self, template: PairTemplate, queries, corpus):
-        self.template = template
-        self.q_offsets, self.q_values = queries.offsets, queries.values
-        self.p_offsets, self.p_values = corpus.offsets, corpus.values
-        self.q_lens = np.diff(queries.offsets)
-        self.p_lens = np.diff(corpus.offsets)
-        t = template
-        self.n_prefix, self.n_middle = len(t.prefix), len(t.middle)
-
-    def parts(self, qrows: np.ndarray, prows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens of each pair's query and passage after truncation (as ``build`` does)."""
-        t = self.template
-        qlen = np.minimum(self.q_lens[qrows], t.max_query_len)
-        room = np.maximum(t.max_len - t.n_special - qlen, 0)
-        plen = np.minimum(self.p_lens[prows], room)
-        return qlen, plen
-
-    def lengths(self, qrows: np.ndarray, prows: np.ndarray) -> np.ndarray:
-        qlen, plen = self.parts(qrows, prows)
-        return (qlen + plen + self.template.n_special).astype(np.int32)
-
-    def pad(self, qrows: np.ndarray, prows: np.ndarray) -> dict[str, torch.Tensor]:
-        """``template.pad([template.build(q, p) ...])`` for these rows."""
-        t = self.template
-        qlen, plen = self.parts(qrows, prows)
-        lens = qlen + plen + t.n_special
-        n, width = len(qrows), int(lens.max())
-        col = np.arange(width)[None, :]
-        q_end = self.n_prefix + qlen[:, None]  # first column after the query
-        p_start = q_end + self.n_middle
-        p_end = p_start + plen[:, None]
-        input_ids = np.full((n, width), t.pad_id, dtype=np.int64)
-        types = np.zeros((n, width), dtype=np.int64) if t.uses_token_types else None
-        in_q = (col >= self.n_prefix) & (col < q_end)
-        in_p = (col >= p_start) & (col < p_end)
-        q_src = self.q_offsets[qrows][:, None] + (col - self.n_prefix)
-        p_src = self.p_offsets[prows][:, None] + (col - p_start)
-        input_ids[in_q] = self.q_values[q_src[in_q]]
-        input_ids[in_p] = self.p_values[p_src[in_p]]
-        if types is not None:
-            types[in_q] = t.type_a
-            types[in_p] = t.type_b
-        # the special tokens: prefix at 0, middle after the query, suffix after the passage
-        rows = np.arange(n)[:, None]
-        for ids, tts, start in (
-            (t.prefix, t.types_prefix, np.zeros((n, 1), dtype=np.int64)),
-            (t.middle, t.types_middle, q_end),
-            (t.suffix, t.types_suffix, p_end),
-        ):
-            if not ids:
-                continue
-            cols = start + np.arange(len(ids))[None, :]
-            input_ids[rows, cols] = np.asarray(ids, dtype=np.int64)[None, :]
-            if types is not None:
-                types[rows, cols] = np.asarray(tts, dtype=np.int64)[None, :]
-        batch = {
-            "input_ids": torch.from_numpy(input_ids),
-            "attention_mask": torch.from_numpy((col < lens[:, None]).astype(np.int64)),
-        }
-        if types is not None:
-            batch["token_type_ids"] = torch.from_numpy(types)
-        return batch
 
 
 @torch.inference_mode()

@@ -447,7 +447,7 @@ def build_decision(model, model_args, data_args, training_args, template) -> dic
     accepted) atomically; return the decision. ``model``: float32, on the CPU."""
     from cross_encoder.io import require_path, write_json
     from cross_encoder.io.collection import TokenizedCollection
-    from cross_encoder.training.selection import RerankEvaluator
+    from cross_encoder.reranking.evaluator import RerankEvaluator
 
     mode = training_args.quantize
     out = decision_path(training_args)
@@ -675,8 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     flags with ``--quantize int8|auto``."""
     from cross_encoder import modeling
     from cross_encoder.io import setup_logging, write_json
+    from cross_encoder.modeling.pairs import PairTemplate
     from cross_encoder.run import parse_args
-    from cross_encoder.training.dataset import PairTemplate
 
     setup_logging()
     try:

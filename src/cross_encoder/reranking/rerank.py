@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from cross_encoder.io import InputError, PathLike, atomic_write, iter_ranking
+from cross_encoder.io.cli import parse_shard
 from cross_encoder.io.collection import TokenizedCollection
 
 logger = logging.getLogger(__name__)
@@ -62,20 +63,6 @@ def ranking_rows(
     return np.frombuffer(qrows, dtype=np.int32), np.frombuffer(prows, dtype=np.int32)
 
 
-def parse_shard(value: str | None) -> tuple[int, int]:
-    """``i/k`` or Snakemake's scatter item ``i-of-k`` (1-based) -> ``(i, k)``; None: (1, 1)."""
-    if not value:
-        return 1, 1
-    parts = value.replace("-of-", "/").split("/")
-    try:
-        i, k = (int(x) for x in parts)
-    except ValueError:
-        raise ValueError(f"--prediction_shard must be i/k (e.g. 2/4), got {value!r}") from None
-    if not 1 <= i <= k:
-        raise ValueError(f"--prediction_shard {value}: need 1 <= i <= k")
-    return i, k
-
-
 def write_chunk(f, queries, corpus, qrows, prows, scores) -> None:
     """``qid\tpid\tscore`` lines of one chunk, in input order (the text of
     :func:`cross_encoder.io.write_scores`: ``repr`` of the float32 score as a Python float)."""
@@ -102,7 +89,8 @@ def rerank_file(model, data_args, training_args, template, model_args) -> None:
     at all); pairs whose ids are not in the tokenized files are skipped with a warning."""
     from cross_encoder.hardware import log_peak_gpu_memory
     from cross_encoder.io import require_path
-    from cross_encoder.reranking.predict import PairBuilder, _world, chunk_range
+    from cross_encoder.modeling.pairs import PairBuilder
+    from cross_encoder.reranking.predict import _world, chunk_range
 
     why = "with --do_predict"
     corpus = TokenizedCollection.load(

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status."""
     args = build_parser().parse_args(argv)
     setup_logging()
     n = gather(args.parts, args.output)

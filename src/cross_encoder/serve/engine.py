@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from cross_encoder import hardware, modeling
+from cross_encoder.modeling.pairs import PairTemplate
 from cross_encoder.reranking.predict import cast_for_inference, fp32_score_head, make_batches
 from cross_encoder.training.arguments import ModelArguments
-from cross_encoder.training.dataset import PairTemplate
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ from cross_encoder import hardware
 
 @dataclass
 class ModelArguments:
+    """Which model and tokenizer ``run`` loads (``--model_name_or_path`` and friends)."""
+
     model_name_or_path: str = field(
         metadata={"help": "HF model name or local dir (AutoModelForSequenceClassification)"}
     )
@@ -35,6 +37,13 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
+    """Tokenized inputs, grouping and prediction files of ``run`` (RetroMAE's data flags).
+
+    ``__post_init__`` checks ranges (one ``ValueError`` line each, exit 2 through
+    :func:`~cross_encoder.io.cli`) and fills the defaults that depend on other flags
+    (``prediction_max_len``, ``eval_topk``, each folder's ``mapping_id.txt``).
+    """
+
     corpus_file: str | None = field(
         default=None, metadata={"help": "tokenized corpus folder (preprocess output)"}
     )
@@ -164,6 +173,15 @@ BACKENDS = ("torch", "openvino")
 
 @dataclass
 class CrossEncoderTrainingArguments(TrainingArguments):
+    """HF ``TrainingArguments`` plus the cross-encoder's own: loss temperature, optimizer
+    groups, model selection, non-finite and preemption handling, prediction batching and
+    sharding, precision, backend and int8.
+
+    ``__post_init__`` resolves ``--precision`` (``auto``: what is fast on this machine,
+    :mod:`cross_encoder.hardware`) before ``TrainingArguments`` validates fp16/bf16 against
+    the device and starts DeepSpeed, which is why it runs here and not in the driver.
+    """
+
     temperature: float | None = field(
         default=None, metadata={"help": "divide scores by this before the softmax"}
     )
@@ -306,7 +324,7 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         if self.prediction_chunk_pairs < 1:
             raise ValueError("--prediction_chunk_pairs must be >= 1")
         if self.prediction_shard is not None:
-            from cross_encoder.reranking.rerank import parse_shard
+            from cross_encoder.io.cli import parse_shard
 
             parse_shard(self.prediction_shard)
         if self.quantize not in ("none", "int8", "auto"):

@@ -1,9 +1,7 @@
 """Training groups and prediction pairs built from pre-tokenized collections.
 
-* :class:`PairTemplate` turns ``(query_ids, passage_ids)`` into the model's pair input
-  (``[CLS] q [SEP] p [SEP]`` for BERT, ``<s> q </s></s> p </s>`` for RoBERTa, ...), read off
-  the tokenizer itself, truncating the passage first and the query only when it alone would
-  not leave room for a passage (FlagEmbedding#202).
+* the pair format (:class:`~cross_encoder.modeling.pairs.PairTemplate`) lives with the model,
+  :mod:`cross_encoder.modeling.pairs`; it is imported here under its old path too.
 * :class:`TrainDataset` yields one group per query: its positive first, then G-1 negatives
   drawn afresh on every fetch from ranks ``sample_neg_skip_topk + 1 .. sample_neg_from_topk``
   of the neg_file (the skipped top ranks are where unlabelled positives sit), ``random_negatives``
@@ -25,85 +23,9 @@ import torch
 from torch.utils.data import Dataset
 
 from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.modeling.pairs import PairTemplate  # noqa: F401  (also its old path)
 
 logger = logging.getLogger(__name__)
-
-
-class PairTemplate:
-    """Special tokens and token types of a pair, as the tokenizer lays them out."""
-
-    def __init__(self, tokenizer, max_len: int, min_passage_len: int = 16):
-        a = tokenizer("apple", add_special_tokens=False)["input_ids"]
-        b = tokenizer("zebra", add_special_tokens=False)["input_ids"]
-        full = tokenizer("apple", "zebra", return_token_type_ids=True)
-        ids = full["input_ids"]
-        types = full.get("token_type_ids") or [0] * len(ids)
-        i = _find(ids, a, 0)
-        j = _find(ids, b, i + len(a))
-        self.prefix = ids[:i]
-        self.middle = ids[i + len(a) : j]
-        self.suffix = ids[j + len(b) :]
-        self.type_a = types[i]
-        self.type_b = types[j]
-        self.types_prefix = types[:i]
-        self.types_middle = types[i + len(a) : j]
-        self.types_suffix = types[j + len(b) :]
-        self.uses_token_types = "token_type_ids" in tokenizer.model_input_names
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.n_special = len(self.prefix) + len(self.middle) + len(self.suffix)
-        self.max_len = max_len
-        if max_len <= self.n_special:
-            raise ValueError(f"max_len={max_len} leaves no room for text")
-        # The query may take at most what leaves min_passage_len tokens for the passage.
-        self.max_query_len = max(1, max_len - self.n_special - min_passage_len)
-
-    def build(self, q: Sequence[int], p: Sequence[int]) -> tuple[list[int], list[int]]:
-        q = list(q[: self.max_query_len])
-        room = self.max_len - self.n_special - len(q)
-        p = list(p[:room])
-        ids = self.prefix + q + self.middle + p + self.suffix
-        types = (
-            self.types_prefix
-            + [self.type_a] * len(q)
-            + self.types_middle
-            + [self.type_b] * len(p)
-            + self.types_suffix
-        )
-        return ids, types
-
-    def pad(self, pairs: Sequence[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-        """Pad built pairs to the longest one; returns model inputs.
-
-        Built with numpy in one go (a boolean mask scatter of the concatenated ids), not one
-        tensor per pair: the per-batch Python cost stays a few microseconds per pair.
-        """
-        n = len(pairs)
-        lens = np.fromiter((len(ids) for ids, _ in pairs), dtype=np.int64, count=n)
-        width = int(lens.max())
-        filled = np.arange(width)[None, :] < lens[:, None]
-        total = int(lens.sum())
-        input_ids = np.full((n, width), self.pad_id, dtype=np.int64)
-        input_ids[filled] = np.fromiter(
-            itertools.chain.from_iterable(ids for ids, _ in pairs), dtype=np.int64, count=total
-        )
-        batch = {
-            "input_ids": torch.from_numpy(input_ids),
-            "attention_mask": torch.from_numpy(filled.astype(np.int64)),
-        }
-        if self.uses_token_types:
-            types = np.zeros((n, width), dtype=np.int64)
-            types[filled] = np.fromiter(
-                itertools.chain.from_iterable(tt for _, tt in pairs), dtype=np.int64, count=total
-            )
-            batch["token_type_ids"] = torch.from_numpy(types)
-        return batch
-
-
-def _find(seq: list[int], sub: list[int], start: int) -> int:
-    for i in range(start, len(seq) - len(sub) + 1):
-        if seq[i : i + len(sub)] == sub:
-            return i
-    raise ValueError("cannot read the pair layout off this tokenizer")
 
 
 class TrainDataset(Dataset):
@@ -164,6 +86,7 @@ class TrainDataset(Dataset):
         return len(self.qids)
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw the next fetches' negatives for this epoch (``EpochSetter`` calls it)."""
         self.epoch = epoch
 
     def sample(self, idx: int) -> tuple[str, list[str]]:
@@ -199,6 +122,7 @@ class GroupCollator:
     template: PairTemplate
 
     def __call__(self, batch: list[tuple[list[int], list[list[int]]]]) -> dict[str, torch.Tensor]:
+        """``B`` groups of ``G`` -> padded model inputs of ``B*G`` pairs, group by group."""
         pairs = [self.template.build(q, p) for q, group in batch for p in group]
         return self.template.pad(pairs)
 

@@ -26,10 +26,22 @@ logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
-    pass
+    """Training stopped on a non-finite loss; the message names the step and what to change."""
 
 
 class NonFiniteGuard(TrainerCallback):
+    """Count non-finite losses on the device and stop the run on too many.
+
+    Under a loss scaler (fp16) a non-finite step is skipped and counted, and the run stops
+    after ``max_in_a_row`` in a row; without one the first stops it. Flags stay on the device
+    and are read every ``check_every`` optimizer steps (no host sync per micro-step).
+
+    Args:
+        loss_scaler: training runs under a loss scaler that skips non-finite steps.
+        max_in_a_row: non-finite optimizer steps in a row that stop the run.
+        check_every: optimizer steps between two reads of the device flags.
+    """
+
     def __init__(self, loss_scaler: bool, max_in_a_row: int = 10, check_every: int = 10):
         if max_in_a_row < 1 or check_every < 1:
             raise ValueError("max_in_a_row and check_every must be >= 1")
@@ -56,6 +68,7 @@ class NonFiniteGuard(TrainerCallback):
         self._step_bad = bad if self._step_bad is None else self._step_bad | bad
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Close the optimizer step's flag; every ``check_every`` steps, read and decide."""
         if self._step_bad is not None:
             bad = self._step_bad.long()
             if self._state is None:
@@ -78,6 +91,7 @@ class NonFiniteGuard(TrainerCallback):
             self.check()
 
     def on_train_end(self, args, state, control, **kwargs):
+        """Account for a last partial accumulation and decide once more."""
         self.on_step_end(args, state, control)  # a last partial accumulation, if any
         self.check()
 

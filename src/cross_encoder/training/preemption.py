@@ -4,7 +4,8 @@ next step boundary, then exit with :data:`EXIT_PREEMPTED`.
 SLURM ends a job at its time limit (or when a higher-priority job preempts it) with SIGTERM,
 waits ``KillWait`` seconds (30 by default), then sends SIGKILL; ``--signal=USR1@<seconds>``
 (the SLURM profile's ``slurm_extra``) asks for SIGUSR1 that long before the limit; how it
-reaches this process through the executor plugin's job: ``cross_encoder.workflow.job_signals``. HF's Trainer saves only every ``save_steps``, so
+reaches this process through the executor plugin's job: ``cross_encoder.workflow.job_signals``.
+HF's Trainer saves only every ``save_steps``, so
 without this everything since the last checkpoint is lost. On SIGTERM or SIGUSR1 the
 :class:`StopOnSignal` callback lets the current optimizer step finish, then every rank saves
 (``control.should_save``: model, optimizer, scheduler, RNG states, DeepSpeed shards) and

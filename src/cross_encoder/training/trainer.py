@@ -65,6 +65,7 @@ class EpochSetter(TrainerCallback):
         self.dataset = dataset
 
     def on_epoch_begin(self, args, state, control, **kwargs):
+        """Set the dataset's epoch before the epoch's first batch."""
         # state.epoch is the loop's epoch here (a resumed run loads e.g. 1.5 -> epoch 1);
         # the epsilon guards against a float sum landing just under a whole number.
         self.dataset.set_epoch(int((state.epoch or 0) + 1e-6))
@@ -78,9 +79,11 @@ class EvaluateAtEpochEnd(TrainerCallback):
         self.last_step = -1
 
     def on_evaluate(self, args, state, control, **kwargs):
+        """Remember the step that was just evaluated."""
         self.last_step = state.global_step
 
     def on_epoch_end(self, args, state, control, **kwargs):
+        """Ask for an evaluation (and a save) unless this step was just evaluated."""
         if state.global_step != self.last_step and args.eval_strategy != "no":
             control.should_evaluate = True
             if args.save_strategy != "no":
@@ -88,6 +91,28 @@ class EvaluateAtEpochEnd(TrainerCallback):
 
 
 class CrossEncoderTrainer(Trainer):
+    """HF ``Trainer`` for a cross-encoder on groups (positive first, then negatives).
+
+    Each batch holds groups of ``group_size`` pairs; the loss is the grouped softmax
+    cross-entropy (:func:`~cross_encoder.training.loss.grouped_softmax_loss`). Adds the
+    optimizer groups of :class:`~cross_encoder.training.arguments.CrossEncoderTrainingArguments`
+    (head learning rate, layer-wise decay, no decay on biases and LayerNorm), dev evaluation by
+    reranking instead of a loss, the non-finite loss guard and saving on SIGTERM/SIGUSR1.
+
+    Args:
+        *args: ``Trainer``'s positional arguments (model, args, ...).
+        group_size: pairs per group (``--train_group_size``).
+        temperature: divide the scores by this before the softmax; default
+            ``args.temperature`` (``--temperature``), None: 1.
+        evaluator: a :class:`~cross_encoder.reranking.evaluator.RerankEvaluator` that
+            ``evaluate()`` runs instead of a loss on ``eval_dataset``; None: no dev evaluation.
+        **kwargs: ``Trainer``'s keyword arguments.
+
+    References:
+        Gao, Dai and Callan, "Rethink Training of BERT Rerankers in Multi-Stage Retrieval
+        Pipeline", ECIR 2021 (the localized contrastive loss over groups).
+    """
+
     def __init__(
         self,
         *args,
@@ -98,6 +123,8 @@ class CrossEncoderTrainer(Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.group_size = group_size
+        if temperature is None:
+            temperature = getattr(self.args, "temperature", None)
         self.temperature = temperature
         self.evaluator = evaluator
         # fp16 trains under a loss scaler (DeepSpeed's or torch's GradScaler), which skips
@@ -178,17 +205,20 @@ class CrossEncoderTrainer(Trainer):
         return metrics
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Grouped softmax loss of one batch of groups (the positive is each group's first)."""
         outputs = model(**inputs)
         loss = grouped_softmax_loss(outputs.logits, self.group_size, self.temperature)
         self.nonfinite.record(loss)  # no host sync; NonFiniteGuard decides at its checks
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, *args, **kwargs):
+        """HF's step; a non-finite loss counts 0 in the logged mean (see ``log``)."""
         # A skipped step's loss counts 0 in the logged mean (no sync, unlike HF's filter).
         loss = super().training_step(*args, **kwargs)
         return torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """HF's log; stops on a non-finite logged loss, adds ``nonfinite_steps`` under fp16."""
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(loss):
             raise NonFiniteLossError(f"logged loss is {loss} at step {self.state.global_step}")

@@ -15,9 +15,9 @@ import torch
 from cross_encoder import run
 from cross_encoder.io import iter_ranking
 from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.modeling.pairs import PairBuilder, PairTemplate
 from cross_encoder.reranking import predict, rerank
-from cross_encoder.reranking.predict import PairBuilder, make_batches, score_chunks
-from cross_encoder.training.dataset import PairTemplate
+from cross_encoder.reranking.predict import make_batches, score_chunks
 
 
 @pytest.fixture(scope="module")

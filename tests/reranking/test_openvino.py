@@ -14,9 +14,9 @@ import pytest
 from cross_encoder import run
 from cross_encoder.io import iter_ranking
 from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.modeling.pairs import PairTemplate
 from cross_encoder.reranking import openvino as openvino_backend
 from cross_encoder.reranking import predict
-from cross_encoder.training.dataset import PairTemplate
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -21,9 +21,9 @@ import cross_encoder
 pytest.importorskip("deepspeed")
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ZERO2 = REPO / "config" / "deepspeed" / "zero2.json"
-SLOW_RUN = Path(__file__).parent / "helpers" / "slow_run.py"
+SLOW_RUN = Path(__file__).parents[1] / "helpers" / "slow_run.py"
 SRC = Path(cross_encoder.__file__).resolve().parents[1]
 # 16 queries / (2 ranks x 2 groups) = 4 steps an epoch, 6 epochs; checkpoints every 3
 # steps, so checkpoint-6 is in the middle of epoch 1.
@@ -263,7 +263,7 @@ def test_optimizer_groups_reach_the_engine(
         "--weight_decay", str(WD),
         "--warmup_steps", "1",
     ]  # fmt: skip
-    check(torchrun(2, str(Path(__file__).parent / "helpers" / "optimizer_groups.py"), *args))
+    check(torchrun(2, str(Path(__file__).parents[1] / "helpers" / "optimizer_groups.py"), *args))
     want = expected_groups(tiny_model_dir)
     for rank in (0, 1):
         got = json.loads((out / f"groups.{rank}.json").read_text())

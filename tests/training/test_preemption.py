@@ -19,7 +19,7 @@ from cross_encoder import run
 from cross_encoder.training import trainer
 from cross_encoder.training.preemption import EXIT_PREEMPTED
 
-SLOW_RUN = Path(__file__).parent / "helpers" / "slow_run.py"
+SLOW_RUN = Path(__file__).parents[1] / "helpers" / "slow_run.py"
 
 # 4 epochs of the tiny data: 16 steps, a checkpoint every 5 (the regular schedule stays)
 FLAGS = ["--num_train_epochs", "4", "--save_strategy", "steps", "--save_steps", "5"]

@@ -15,9 +15,9 @@ from cross_encoder import run
 from cross_encoder.evaluate import main as evaluate_main
 from cross_encoder.io import iter_ranking, write_scores
 from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.modeling.pairs import PairTemplate
+from cross_encoder.reranking.evaluator import RerankEvaluator
 from cross_encoder.reranking.predict import score_pairs
-from cross_encoder.training.dataset import PairTemplate
-from cross_encoder.training.selection import RerankEvaluator
 from cross_encoder.training.trainer import lr_multipliers
 
 

@@ -4,7 +4,8 @@ import torch
 from transformers import AutoTokenizer
 
 from cross_encoder.io.collection import TokenizedCollection
-from cross_encoder.training.dataset import GroupCollator, PairTemplate, TrainDataset
+from cross_encoder.modeling.pairs import PairTemplate
+from cross_encoder.training.dataset import GroupCollator, TrainDataset
 
 
 def coll(items: dict[str, list[int]]) -> TokenizedCollection:

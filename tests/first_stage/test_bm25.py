@@ -43,7 +43,7 @@ def test_scifact_reference_figure(tmp_path):
 
     from cross_encoder.evaluation.metrics import evaluate_ranking
 
-    data = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/scifact"
+    data = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared/data/scifact"
     if not data.exists():
         pytest.skip("../shared/data/scifact not present")
     retriever, tok, pids = bm25.build_index(data / "corpus.jsonl")

@@ -14,8 +14,8 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
+from cross_encoder.modeling.pairs import PairTemplate
 from cross_encoder.reranking.predict import make_batches, score_pairs
-from cross_encoder.training.dataset import PairTemplate
 
 WORDS = [f"w{i}" for i in range(90)]
 

@@ -1,0 +1,73 @@
+"""Helpers shared by the benchmark scripts: the machine header every figure is printed under,
+SciFact loading and passage spans. A benchmark imports them with its own folder on
+``sys.path`` (``from _common import ...``); no benchmark imports another benchmark."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+
+import torch
+
+
+def machine_header(threads: int) -> dict:
+    """CPU model, ISA flags, the precision auto chooses and why, load average."""
+    from cross_encoder import hardware
+
+    caps = hardware.cpu_capabilities()
+    choice = hardware.choose_cpu_precision()
+    resolved = hardware.resolve("auto", "cpu", log=False)
+    flags = sorted(k for k, v in caps.items() if v is True and k.startswith(("amx", "avx512")))
+    return {
+        "cpu": hardware.cpu_model(caps),
+        "isa_flags": flags,
+        "isa_caps": hardware.isa_caps(),
+        "precision": resolved,
+        "precision_reason": choice.reason + (" (cached)" if choice.cached else ""),
+        "bf16_speedup": choice.speedup,
+        "torch": torch.__version__,
+        "threads": threads,
+        "loadavg": os.getloadavg(),
+    }
+
+
+def print_header(h: dict) -> None:
+    print(f"CPU: {h['cpu']}")
+    print(f"ISA flags: {' '.join(h['isa_flags']) or '(no amx*/avx512* flags)'}")
+    if h["isa_caps"]:
+        print("kernel caps: " + " ".join(f"{k}={v}" for k, v in h["isa_caps"].items()))
+    print(f"precision auto -> {h['precision']}: {h['precision_reason']}")
+    la = h["loadavg"]
+    idle = "" if la[0] < 0.5 else "  (NOT IDLE: figures not representative)"
+    print(f"torch {h['torch']}, {h['threads']} threads; load average {la[0]:.2f}{idle}")
+
+
+def load_scifact(scifact_dir: Path):
+    """``(titled passages, untitled texts, queries, test qids)`` of a BEIR SciFact folder."""
+    from cross_encoder.io import iter_corpus, read_qrels, read_queries
+
+    docs = {pid: (title, text) for pid, title, text in iter_corpus(scifact_dir / "corpus.jsonl")}
+    queries = read_queries(scifact_dir / "queries.jsonl")
+    test = [q for q in read_qrels(scifact_dir / "qrels" / "test.tsv") if q in queries]
+    return docs, queries, test
+
+
+def cut_span(tokenizer, text: str, rng: random.Random, lo: int = 40, hi: int = 120) -> str:
+    """Consecutive sentences of ``text`` from a random one, cut to ``lo..hi`` tokens (whole
+    words); the whole text if it is shorter."""
+    sents = re.split(r"(?<=[.!?])\s+", text)
+    start = rng.randrange(len(sents))
+    words = " ".join(sents[start:] + sents[:start]).split()
+    if not words:
+        return text
+    counts = [len(x) for x in tokenizer(words, add_special_tokens=False)["input_ids"]]
+    target = rng.randint(lo, hi)
+    total, n = 0, 0
+    for n, c in enumerate(counts, 1):  # noqa: B007
+        if total + c > target:
+            n -= 1
+            break
+        total += c
+    return " ".join(words[: max(n, 1)])
