@@ -326,24 +326,31 @@ def main(argv=None) -> int:
     # a timeout's SIGTERM must still stop the servers (they run in sessions of their own)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     names_wanted = args.systems.split(",")
-    with hold(args.lock, "start-up"):
+    # one hold for the start-up and round 1, one per later round (each a few minutes)
+    first = hold(args.lock, "start-up and round 1")
+    first.__enter__()
+    try:
         servers = start_servers(names_wanted, model, work, args)
-        try:
-            describe(servers, args)
-            # warm-up: one request each (model load, allocator, first-batch compile paths)
-            for s in servers.values():
-                asyncio.run(run_level(s, requests, 1, 1))
-        except BaseException:
-            for s in servers.values():
-                s.stop()
-            raise
+    except BaseException:
+        first.__exit__()
+        raise
+    try:
+        describe(servers, args)
+        # warm-up: one request each (model load, allocator, first-batch compile paths)
+        for s in servers.values():
+            asyncio.run(run_level(s, requests, 1, 1))
+    except BaseException:
+        first.__exit__()
+        for s in servers.values():
+            s.stop()
+        raise
     figures: dict = {"systems": {}, "cpu": hardware.describe_cpu(), "cores": os.cpu_count(),
                      "model": str(model), "info": INFO, "rounds": []}  # fmt: skip
     try:
         pooled = {n: {c: [] for c in levels} for n in servers}
         names = list(servers)
         for rnd in range(args.rounds):
-            with hold(args.lock, f"round {rnd + 1}") as phase:
+            with first if rnd == 0 else hold(args.lock, f"round {rnd + 1}") as phase:
                 for c, k in zip(levels, per, strict=True):
                     for name in names if rnd % 2 == 0 else names[::-1]:
                         res = asyncio.run(run_level(servers[name], requests, c, k))
@@ -455,10 +462,13 @@ class hold:  # noqa: N801 (a context manager, used as a statement)
     and the load average when taken."""
 
     def __init__(self, path: str | None, what: str):
-        self.path, self.what, self.fh = path, what, None
+        self.path, self.what, self.fh, self.entered = path, what, None, False
         self.figures: dict = {"phase": what}
 
     def __enter__(self) -> dict:
+        if self.entered:  # held already (the start-up's hold, kept for round 1)
+            return self.figures
+        self.entered = True
         if self.path:
             import fcntl
 
@@ -473,6 +483,8 @@ class hold:  # noqa: N801 (a context manager, used as a statement)
         return self.figures
 
     def __exit__(self, *exc) -> None:
+        if "held_s" in self.figures:
+            return
         self.figures["held_s"] = round(time.perf_counter() - self.start, 1)
         if self.fh is not None:
             self.fh.close()  # releases the lock
