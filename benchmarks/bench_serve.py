@@ -84,6 +84,7 @@ def parse_args(argv=None):
     p.add_argument("--infinity_dtype", default="auto")
     p.add_argument("--ours_args", default="", help="extra flags for cross_encoder.serve")
     p.add_argument("--lock", default=None, help="flock this file per phase (start-up, round)")
+    p.add_argument("--one_hold", action="store_true", help="one lock hold for the whole run")
     p.add_argument("--json", default=None)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -327,7 +328,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     names_wanted = args.systems.split(",")
     # one hold for the start-up and round 1, one per later round (each a few minutes)
-    first = hold(args.lock, "start-up and round 1")
+    first = hold(args.lock, "start-up and every round" if args.one_hold else "start-up and round 1")
     first.__enter__()
     try:
         servers = start_servers(names_wanted, model, work, args)
@@ -350,7 +351,12 @@ def main(argv=None) -> int:
         pooled = {n: {c: [] for c in levels} for n in servers}
         names = list(servers)
         for rnd in range(args.rounds):
-            with first if rnd == 0 else hold(args.lock, f"round {rnd + 1}") as phase:
+            one = args.one_hold and rnd < args.rounds - 1  # keep holding for the next round
+            with (
+                first if rnd == 0 or args.one_hold else hold(args.lock, f"round {rnd + 1}") as phase
+            ):
+                if one:
+                    first.keep = True
                 for c, k in zip(levels, per, strict=True):
                     for name in names if rnd % 2 == 0 else names[::-1]:
                         res = asyncio.run(run_level(servers[name], requests, c, k))
@@ -463,6 +469,7 @@ class hold:  # noqa: N801 (a context manager, used as a statement)
 
     def __init__(self, path: str | None, what: str):
         self.path, self.what, self.fh, self.entered = path, what, None, False
+        self.keep = False
         self.figures: dict = {"phase": what}
 
     def __enter__(self) -> dict:
@@ -483,6 +490,9 @@ class hold:  # noqa: N801 (a context manager, used as a statement)
         return self.figures
 
     def __exit__(self, *exc) -> None:
+        if self.keep:  # one more round under this hold
+            self.keep = False
+            return
         if "held_s" in self.figures:
             return
         self.figures["held_s"] = round(time.perf_counter() - self.start, 1)
