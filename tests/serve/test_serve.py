@@ -207,23 +207,10 @@ def test_tei_and_cohere_contracts(server):
         assert name in metrics.text
 
 
-@pytest.mark.slow
-def test_same_scores_as_run_predict(server, separating_model_dir, tiny_data, tiny_preprocessed,
-                                    tmp_path):  # fmt: skip
-    """A dev ranking scored by ``cross_encoder.run --do_predict`` and through the server."""
-    from cross_encoder import run
-    from cross_encoder.io import read_scores
+def _dev_ranking_through(server, tiny_data) -> dict[tuple[str, str], float]:
+    """Raw scores of the tiny dev ranking's pairs, one TEI request per query."""
     from cross_encoder.preprocess import passage_text
 
-    p = tiny_preprocessed
-    out = tmp_path / "scores.txt"
-    argv = ["--output_dir", str(tmp_path / "o"), "--model_name_or_path", str(separating_model_dir),
-            "--do_predict", "--precision", "fp32", "--max_len", "24",
-            "--corpus_file", str(p / "corpus"), "--test_query_file", str(p / "dev_query"),
-            "--test_file", str(tiny_data["test_file"]), "--prediction_save_path", str(out),
-            "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
-    assert run.main(argv) == 0
-    want = {(q, d): s for q, row in read_scores(out).items() for d, s in row.items()}
     corpus = {}
     for line in tiny_data["corpus"].read_text().splitlines():
         pid, title, text = line.split("\t")
@@ -241,6 +228,30 @@ def test_same_scores_as_run_predict(server, separating_model_dir, tiny_data, tin
         assert r.status_code == 200, r.text
         for item in r.json():
             got[(qid, pids[item["index"]])] = item["score"]
+    return got
+
+
+def _predict_argv(model_dir, tiny_data, p, out: Path, max_len: int) -> list[str]:
+    return ["--output_dir", str(out / "o"), "--model_name_or_path", str(model_dir),
+            "--do_predict", "--precision", "fp32", "--max_len", str(max_len),
+            "--corpus_file", str(p / "corpus"), "--test_query_file", str(p / "dev_query"),
+            "--test_file", str(tiny_data["test_file"]),
+            "--prediction_save_path", str(out / "scores.txt"),
+            "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_same_scores_as_run_predict(server, separating_model_dir, tiny_data, tiny_preprocessed,
+                                    tmp_path):  # fmt: skip
+    """A dev ranking scored by ``cross_encoder.run --do_predict`` and through the server."""
+    from cross_encoder import run
+    from cross_encoder.io import read_scores
+
+    argv = _predict_argv(separating_model_dir, tiny_data, tiny_preprocessed, tmp_path, 24)
+    assert run.main(argv) == 0
+    out = tmp_path / "scores.txt"
+    want = {(q, d): s for q, row in read_scores(out).items() for d, s in row.items()}
+    got = _dev_ranking_through(server, tiny_data)
     assert got.keys() == want.keys()
     keys = sorted(want)
     np.testing.assert_allclose(
@@ -374,3 +385,109 @@ def test_sigterm_finishes_the_request_in_flight(separating_model_dir):
     with pytest.raises(httpx.TransportError):
         httpx.get(s.url + "/health", timeout=2)
     s.stop()
+
+
+# -- the int8 model the run's quantize step accepted ----------------------------------------------
+def test_quantize_finds_and_judges_the_runs_decision(tiny_model_dir, separating_model_dir,
+                                                     tmp_path):  # fmt: skip
+    """``--quantize``'s choice from a decision file (the int8 model itself: the slow test)."""
+    import json
+
+    from cross_encoder import hardware
+    from cross_encoder.io import InputError
+    from cross_encoder.reranking import quantize
+    from cross_encoder.serve import int8
+
+    c = int8.choose(tiny_model_dir, "auto", None, "torch fp32")
+    assert not c.use and "no quantization.json" in c.reason
+    with pytest.raises(InputError, match="--quantize int8: no quantization.json"):
+        int8.choose(tiny_model_dir, "int8", None, "torch fp32")
+    assert "quantize none" in int8.choose(tiny_model_dir, "none", None, "x").reason
+    # the workflow's layout: results/<run>/{hub_model,rerank/quantization.json}
+    run_dir = tmp_path / "results" / "r"
+    (run_dir / "rerank" / "int8").mkdir(parents=True)
+    path = run_dir / "rerank" / "quantization.json"
+    speed = {"speedup": 1.8, "cpu": hardware.describe_cpu()}
+    decision = {"accepted": True, "reason": "fine", "model": str(tiny_model_dir), "speed": speed,
+                "int8_dir": "int8", "full_precision_path": "torch fp32"}  # fmt: skip
+    path.write_text(json.dumps({**decision, "model": "results/gone/model"}))
+    c = int8.choose(tiny_model_dir, "auto", str(path), "torch fp32")
+    assert not c.use and "not found to compare weights" in c.reason
+    path.write_text(json.dumps(decision))
+    c = int8.choose(separating_model_dir, "auto", str(path), "torch fp32")
+    assert not c.use and "weights differ" in c.reason
+    with pytest.raises(InputError, match="weights differ"):
+        int8.choose(separating_model_dir, "int8", str(path), "torch fp32")
+    path.write_text(json.dumps({**decision, "accepted": False, "reason": "too far"}))
+    c = int8.choose(tiny_model_dir, "int8", str(path), "torch fp32")
+    assert not c.use and "rejected on dev: too far" in c.reason
+    if quantize.missing_extra() is not None:
+        return
+    path.write_text(json.dumps(decision))
+    c = int8.choose(tiny_model_dir, "auto", str(path), "torch fp32")
+    assert not c.use and "holds no model" in c.reason
+    (run_dir / "rerank" / "int8" / quantize.INT8_XML).write_text("<net/>")
+    c = int8.choose(tiny_model_dir, "auto", str(path), "torch fp32")
+    assert c.use and "1.80x" in c.reason and c.speed["source"].startswith("the quantize step")
+    assert c.int8_dir == str(run_dir / "rerank" / "int8")
+    path.write_text(json.dumps({**decision, "speed": {**speed, "speedup": 0.9}}))
+    c = int8.choose(tiny_model_dir, "auto", str(path), "torch fp32")
+    assert not c.use and "only 0.90x" in c.reason
+    # timed here when the decision's timing is of another path
+    c = int8.choose(tiny_model_dir, "auto", str(path), "openvino fp32",
+                    probe=lambda d: {"speedup": 2.0})  # fmt: skip
+    assert c.use and c.speed["source"].startswith("timed at start-up")
+
+
+@pytest.mark.slow
+def test_int8_scores_equal_run_predicts_int8(separating_model_dir, tiny_model_dir, tiny_data,
+                                             tiny_preprocessed, tmp_path):  # fmt: skip
+    """The run's own ``--quantize int8`` predict writes the decision and the int8 model and
+    scores the dev ranking; the server finds that model and gives the same scores."""
+    import json
+
+    from cross_encoder import run
+    from cross_encoder.io import read_scores
+    from cross_encoder.reranking import quantize
+    from cross_encoder.serve import main
+    from cross_encoder.serve.engine import Scorer
+
+    if quantize.missing_extra() is not None:
+        pytest.skip("the openvino extra is not installed")
+    p = tiny_preprocessed
+    decision = tmp_path / "rerank" / "quantization.json"
+    argv = _predict_argv(separating_model_dir, tiny_data, p, tmp_path, 48) + [
+        "--quantize", "int8", "--quantization_file", str(decision),
+        "--eval_query_file", str(p / "dev_query"), "--eval_file", str(tiny_data["test_file"]),
+        "--eval_qrels", str(tiny_data["dev_qrels"]),
+        "--train_query_file", str(p / "train_query"), "--neg_file", str(tiny_data["neg_file"]),
+        "--train_qrels", str(p / "train_qrels.txt"),
+        "--prediction_topk", "12", "--quantize_calibration_pairs", "40",
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    assert json.loads(decision.read_text())["accepted"]
+    want = {(q, d): s for q, row in read_scores(tmp_path / "scores.txt").items()
+            for d, s in row.items()}  # fmt: skip
+    s = ServerProcess(separating_model_dir, "--max_len", "48", "--quantize", "int8",
+                      "--quantization_file", str(decision))  # fmt: skip
+    try:
+        info = httpx.get(s.url + "/info").json()
+        got = _dev_ranking_through(s, tiny_data)
+    finally:
+        assert s.stop() == 0
+    assert info["precision"] == "int8" and info["backend"] == "openvino"
+    assert info["quantize"]["int8"] and info["quantize"]["decision_file"] == str(decision)
+    assert "int8 accepted on dev" in info["precision_reason"]
+    keys = sorted(want)
+    np.testing.assert_allclose(
+        [got[k] for k in keys], [want[k] for k in keys], rtol=1e-4, atol=1e-4
+    )
+    # the full-precision model scores differently: int8 really ran
+    fp = Scorer(str(separating_model_dir), precision="fp32", max_len=48, threads=1)
+    assert fp.info()["quantize"]["int8"] is False
+    # a decision made for other weights is refused (int8) or passed over (auto)
+    other = Scorer(str(tiny_model_dir), precision="fp32", max_len=48, threads=1,
+                   quantize="auto", quantization_file=str(decision))  # fmt: skip
+    assert not other.int8.use and "weights differ" in other.int8.reason
+    assert main(["--model", str(tiny_model_dir), "--quantize", "int8",
+                 "--quantization_file", str(decision)]) == 2  # fmt: skip

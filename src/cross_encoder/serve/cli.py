@@ -38,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch, or openvino (the openvino extra)",
     )
     p.add_argument(
+        "--quantize",
+        default="auto",
+        choices=["auto", "int8", "none"],
+        help="serve the int8 model the run's quantize step accepted on dev "
+        "(rerank/quantization.json next to the model folder): int8 where accepted, auto where "
+        "accepted and faster here, none: full precision",
+    )
+    p.add_argument(
+        "--quantization_file",
+        default=None,
+        help="the quantize step's decision (default: <model>/quantization.json, then "
+        "<model>/../rerank/quantization.json)",
+    )
+    p.add_argument(
         "--max_len",
         type=int,
         default=None,
@@ -113,9 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             threads=args.threads,
             trust_remote_code=args.trust_remote_code,
+            quantize=args.quantize,
+            quantization_file=args.quantization_file,
         )
     except ImportError as e:
         raise InputError(None, str(e)) from None
+    except InputError:
+        raise
     except ValueError as e:
         raise InputError(args.model, str(e).splitlines()[0]) from None
     batcher = Batcher(

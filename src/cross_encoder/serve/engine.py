@@ -82,6 +82,8 @@ class Scorer:
         device: str | None = None,
         threads: int | None = None,
         trust_remote_code: bool = False,
+        quantize: str = "none",
+        quantization_file: str | None = None,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}")
@@ -124,14 +126,49 @@ class Scorer:
             self._head.__enter__()  # for the scorer's lifetime
         self.model = model
         self.model_id = _model_id(model_dir, model)
+        self.int8 = self._choose_int8(quantize, quantization_file, threads)
+        if self.int8.use:
+            from cross_encoder.reranking.quantize import load_int8
+
+            self._ov = load_int8(self.int8.int8_dir, self.precision, threads)
+            self.backend = "openvino"
+            self.dtype_name = (
+                f"int8 (NNCF static, OpenVINO; other layers {self._ov.precision}), fp32 score head"
+            )
+            self.precision_reason = f"{self.int8.reason}; {self.precision_reason}"
+            self.precision = "int8"
+            self.model = None  # the full-precision model is not used any more
         logger.info(
             "serving %s: max_len %d, %s backend, %s (%s)",
             self.model_id,
             self.max_len,
-            backend,
+            self.backend,
             self.dtype_name,
             self.precision_reason,
         )
+
+    def _choose_int8(self, mode: str, quantization_file: str | None, threads: int | None):
+        from cross_encoder.serve import int8
+
+        if mode not in int8.MODES:
+            raise ValueError(f"quantize must be one of {', '.join(int8.MODES)}")
+        if mode != "none" and self.device.type != "cpu":
+            return int8.Int8Choice(mode, False, f"int8 is a CPU path (device {self.device})")
+        full_path = f"{self.backend} {self.precision}"
+
+        def probe(int8_dir):
+            from cross_encoder.reranking.quantize import load_int8
+
+            scorer = load_int8(int8_dir, self.precision, threads)
+            vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
+            batch = self.template.pad(int8.probe_pairs(self.template, vocab))
+            return int8.time_paths(scorer, self._forward, batch)
+
+        choice = int8.choose(self.model_dir, mode, quantization_file, full_path, probe)
+        logger.info(
+            "quantize %s -> %s: %s", mode, "int8" if choice.use else "full precision", choice.reason
+        )
+        return choice
 
     # -- tokenization and pair layout ------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -175,10 +212,13 @@ class Scorer:
         return [t.build(q, p) for p in passages]
 
     # -- the forward pass -----------------------------------------------------------------
-    @torch.inference_mode()
     def score(self, pairs: Sequence[tuple[list[int], list[int]]]) -> np.ndarray:
         """Raw scores (logits, float32) of one batch of built pairs."""
-        batch = self.template.pad(pairs)
+        return self._forward(self.template.pad(pairs))
+
+    @torch.inference_mode()
+    def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        n = len(batch["input_ids"])
         if self._ov is not None:
             return np.asarray(self._ov(batch), dtype=np.float32)
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -188,7 +228,7 @@ class Scorer:
             enabled=self.autocast_dtype is not None,
         ):
             logits = self.model(**batch).logits
-        return logits.float().reshape(len(pairs), -1)[:, 0].cpu().numpy()
+        return logits.float().reshape(n, -1)[:, 0].cpu().numpy()
 
     def info(self) -> dict:
         return {
@@ -202,6 +242,7 @@ class Scorer:
             "precision_reason": self.precision_reason,
             "cpu": hardware.describe_cpu(),
             "threads": torch.get_num_threads(),
+            "quantize": self.int8.info(),
         }
 
 
