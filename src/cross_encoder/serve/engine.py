@@ -399,7 +399,7 @@ class Batcher:
             taken = self._take_round()
             lengths = [len(job.pairs[i][0]) for job, i in taken]
             held = True  # the slot acquired above
-            for b in make_batches(lengths, self.max_batch_tokens, self.max_batch_pairs):
+            for b in self._batches(lengths):
                 items = [taken[k] for k in b if not taken[k][0].future.done()]
                 if not items:
                     continue
@@ -412,6 +412,25 @@ class Batcher:
                 task.add_done_callback(self._in_flight.discard)
             if held:
                 self._free.release()
+
+    def _batches(self, lengths: list[int]) -> list[np.ndarray]:
+        """The round's length-sorted batches. With several workers, the smallest token budget
+        that gives no more batches than the next multiple of ``workers``, so that the streams
+        finish together: one request of 100 pairs (a light load) is two batches of about half
+        its tokens each, not 8192 tokens and the rest."""
+        batches = make_batches(lengths, self.max_batch_tokens, self.max_batch_pairs)
+        if self.workers == 1 or not lengths:
+            return batches
+        target = -(-len(batches) // self.workers) * self.workers
+        hi = self.max_batch_tokens
+        lo = min(max(lengths), hi)  # the smallest budget giving <= target batches
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(make_batches(lengths, mid, self.max_batch_pairs)) <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        return make_batches(lengths, lo, self.max_batch_pairs)
 
     async def _score_batch(self, items: list[tuple[_Job, int]], width: int) -> None:
         """Score one batch on a worker thread (holding a slot of ``_free``), then hand each
