@@ -93,6 +93,56 @@ def test_batcher_pools_requests_and_bounds_its_queue(scorer):
     assert max(n for n, _ in batches) > 7  # pairs of several requests shared a batch
 
 
+def test_openvino_keeps_a_batch_in_flight_per_stream(tiny_model_dir):
+    """Served through OpenVINO (THROUGHPUT hint, 2 threads: 2 streams), the batcher scores two
+    batches at once, each on a thread with an infer request of its own; concurrent requests
+    get the scores serial ones get."""
+    import torch
+
+    from cross_encoder.reranking import openvino
+    from cross_encoder.serve.engine import Batcher, Scorer
+
+    if not openvino.available():
+        pytest.skip("the openvino extra is not installed")
+    threads = torch.get_num_threads()
+    try:
+        ov = Scorer(str(tiny_model_dir), precision="fp32", backend="openvino", max_len=32,
+                    threads=2)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert ov._ov.hint == "THROUGHPUT" and ov.workers == ov._ov.streams
+    if ov.workers < 2:
+        pytest.skip(f"OpenVINO chose {ov.workers} stream for 2 threads here")
+    rng = np.random.default_rng(2)
+    requests = [
+        ov.build_pairs(_text(rng, 3), [_text(rng, int(n)) for n in rng.integers(1, 25, 9)], True)
+        for _ in range(8)
+    ]
+    serial = [ov.score(pairs) for pairs in requests]
+    both, lock, calls = threading.Barrier(2, timeout=20), threading.Lock(), []
+
+    def score(pairs):
+        with lock:
+            calls.append(threading.current_thread().name)
+            first_two = len(calls) <= 2
+        if first_two:
+            both.wait()  # the first two batches are in flight together, or this times out
+        return ov.score(pairs)
+
+    async def go():
+        b = Batcher(score, max_batch_tokens=96, max_wait_ms=50, workers=ov.workers)
+        await b.start()
+        try:
+            return await asyncio.gather(*(b.submit(p) for p in requests))
+        finally:
+            await b.stop()
+
+    results = asyncio.run(go())
+    for got, want in zip(results, serial, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert len(calls) > 2 and len(set(calls)) == 2  # two worker threads shared the batches
+
+
 def test_bad_flags_and_a_missing_model_stop_with_one_line(tmp_path, capsys):
     from cross_encoder.serve import main
 
@@ -207,8 +257,9 @@ def test_tei_and_cohere_contracts(server):
         assert name in metrics.text
 
 
-def _dev_ranking_through(server, tiny_data) -> dict[tuple[str, str], float]:
-    """Raw scores of the tiny dev ranking's pairs, one TEI request per query."""
+def _dev_ranking_through(server, tiny_data, at_once=False) -> dict[tuple[str, str], float]:
+    """Raw scores of the tiny dev ranking's pairs, one TEI request per query (``at_once``: all
+    the requests concurrently)."""
     from cross_encoder.preprocess import passage_text
 
     corpus = {}
@@ -220,11 +271,19 @@ def _dev_ranking_through(server, tiny_data) -> dict[tuple[str, str], float]:
     for line in tiny_data["test_file"].read_text().splitlines():
         qid, pid = line.split("\t")[:2]
         ranking.setdefault(qid, []).append(pid)
+    bodies = [{"query": queries[qid], "texts": [corpus[d] for d in pids], "raw_scores": True,
+               "truncate": True} for qid, pids in ranking.items()]  # fmt: skip
+    if at_once:
+
+        async def go():
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                return await asyncio.gather(*(client.post("/rerank", json=b) for b in bodies))
+
+        answers = asyncio.run(go())
+    else:
+        answers = [server.post("/rerank", json=body) for body in bodies]
     got = {}
-    for qid, pids in ranking.items():
-        body = {"query": queries[qid], "texts": [corpus[d] for d in pids], "raw_scores": True,
-                "truncate": True}  # fmt: skip
-        r = server.post("/rerank", json=body)
+    for (qid, pids), r in zip(ranking.items(), answers, strict=True):
         assert r.status_code == 200, r.text
         for item in r.json():
             got[(qid, pids[item["index"]])] = item["score"]
@@ -468,14 +527,21 @@ def test_int8_scores_equal_run_predicts_int8(separating_model_dir, tiny_model_di
     assert json.loads(decision.read_text())["accepted"]
     want = {(q, d): s for q, row in read_scores(tmp_path / "scores.txt").items()
             for d, s in row.items()}  # fmt: skip
+    # 2 threads: 2 OpenVINO streams (THROUGHPUT), a batch in flight on each
     s = ServerProcess(separating_model_dir, "--max_len", "48", "--quantize", "int8",
-                      "--quantization_file", str(decision))  # fmt: skip
+                      "--quantization_file", str(decision), "--threads", "2",
+                      "--max_batch_tokens", "512")  # fmt: skip
     try:
         info = httpx.get(s.url + "/info").json()
         got = _dev_ranking_through(s, tiny_data)
+        at_once = _dev_ranking_through(s, tiny_data, at_once=True)
     finally:
         assert s.stop() == 0
     assert info["precision"] == "int8" and info["backend"] == "openvino"
+    assert info["threads"] == 2 and 1 <= info["batches_in_flight"] <= 2
+    assert at_once.keys() == got.keys()  # concurrent requests: the scores of serial ones
+    np.testing.assert_allclose([at_once[k] for k in got], list(got.values()), rtol=1e-5,
+                               atol=1e-5)  # fmt: skip
     assert info["quantize"]["int8"] and info["quantize"]["decision_file"] == str(decision)
     assert "int8 accepted on dev" in info["precision_reason"]
     keys = sorted(want)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -83,6 +84,8 @@ class OpenVINOScorer:
     def __init__(self, compiled, head: torch.nn.Linear | None, names: Sequence[str]):
         self.compiled = compiled
         self.request = compiled.create_infer_request()
+        self._local = threading.local()  # a request per calling thread: see __call__
+        self._local.request = self.request
         self.names = tuple(names)
         self.head = head
         if head is not None:
@@ -117,9 +120,14 @@ class OpenVINOScorer:
         return int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        """Scores (float32) of one padded batch."""
+        """Scores (float32) of one padded batch. Thread-safe: each calling thread has an infer
+        request of its own, so that threads score batches at once, one per stream (a
+        THROUGHPUT-compiled model; OpenVINO releases the GIL while it infers)."""
         inputs = {k: batch[k].numpy() for k in self.names}
-        return self._scores(self.request.infer(inputs)[0])
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return self._scores(request.infer(inputs)[0])
 
     def _scores(self, out) -> np.ndarray:
         out = np.asarray(out, dtype=np.float32)

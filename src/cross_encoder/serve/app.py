@@ -308,6 +308,7 @@ class Server:
                 "max_batch_pairs": self.batcher.max_batch_pairs,
                 "max_wait_ms": self.batcher.max_wait * 1000,
                 "max_queue_pairs": self.batcher.max_queue_pairs,
+                "batches_in_flight": self.batcher.workers,
                 **self.settings,
             }
         )

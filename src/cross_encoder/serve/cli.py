@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch_pairs=args.max_batch_pairs,
         max_wait_ms=args.max_wait_ms,
         max_queue_pairs=args.max_queue_pairs,
+        workers=scorer.workers,
     )
     if args.max_texts > args.max_queue_pairs:  # a bigger request could never be admitted
         logger.info("--max_texts lowered to --max_queue_pairs (%d)", args.max_queue_pairs)

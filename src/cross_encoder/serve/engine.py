@@ -11,8 +11,10 @@ and a dynamic batcher that pools the pairs of concurrent requests.
 * :class:`Batcher` queues requests' pairs (bounded: :class:`QueueFull` past ``max_queue_pairs``),
   waits at most ``max_wait_ms`` for more after the first arrives, takes up to a round's worth of
   tokens in arrival order, sorts them by length into token-budget batches
-  (:func:`~cross_encoder.reranking.predict.make_batches`) and runs each batch on one worker
-  thread, off the event loop.
+  (:func:`~cross_encoder.reranking.predict.make_batches`) and runs them off the event loop on
+  ``workers`` threads: one for torch (a batch uses every core), one per stream for OpenVINO,
+  which is compiled with the THROUGHPUT hint (on a 2-core CPU: 2 streams of 1 thread), so that
+  a batch is in flight on each stream (:attr:`Scorer.workers`).
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ class Scorer:
 
             if self.device.type != "cpu":
                 raise ValueError("--backend openvino runs on the CPU")
-            self._ov = ov_backend.compile_model(model, self.template, precision=self.precision)
+            self._ov = ov_backend.compile_model(
+                model, self.template, precision=self.precision, hint="THROUGHPUT"
+            )
             self.dtype_name = f"OpenVINO {self._ov.precision}, fp32 score head"
         else:
             model.to(self.device)
@@ -130,7 +134,7 @@ class Scorer:
         if self.int8.use:
             from cross_encoder.reranking.quantize import load_int8
 
-            self._ov = load_int8(self.int8.int8_dir, self.precision, threads)
+            self._ov = load_int8(self.int8.int8_dir, self.precision, threads, hint="THROUGHPUT")
             self.backend = "openvino"
             self.dtype_name = (
                 f"int8 (NNCF static, OpenVINO; other layers {self._ov.precision}), fp32 score head"
@@ -138,13 +142,16 @@ class Scorer:
             self.precision_reason = f"{self.int8.reason}; {self.precision_reason}"
             self.precision = "int8"
             self.model = None  # the full-precision model is not used any more
+        # batches in flight at once: one per OpenVINO stream; torch runs one at a time
+        self.workers = self._ov.streams if self._ov is not None else 1
         logger.info(
-            "serving %s: max_len %d, %s backend, %s (%s)",
+            "serving %s: max_len %d, %s backend, %s (%s), %d batch(es) in flight",
             self.model_id,
             self.max_len,
             self.backend,
             self.dtype_name,
             self.precision_reason,
+            self.workers,
         )
 
     def _choose_int8(self, mode: str, quantization_file: str | None, threads: int | None):
@@ -159,7 +166,10 @@ class Scorer:
         def probe(int8_dir):
             from cross_encoder.reranking.quantize import load_int8
 
-            scorer = load_int8(int8_dir, self.precision, threads)
+            # one batch per path, timed as each runs it: on one stream against the full-precision
+            # OpenVINO model (THROUGHPUT), on every thread against torch
+            hint = "THROUGHPUT" if self._ov is not None else "LATENCY"
+            scorer = load_int8(int8_dir, self.precision, threads, hint=hint)
             vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
             batch = self.template.pad(int8.probe_pairs(self.template, vocab))
             return int8.time_paths(scorer, self._forward, batch)
@@ -285,7 +295,9 @@ class Batcher:
 
     ``await batcher.submit(pairs)`` returns their raw scores in order. At most
     ``max_queue_pairs`` pairs are admitted (queued or being scored); past that
-    :class:`QueueFull` says how many seconds a retry should wait.
+    :class:`QueueFull` says how many seconds a retry should wait. ``workers`` batches are
+    scored at once, each on a thread of its own (``score`` must then be thread-safe: an
+    OpenVINO scorer with a stream per thread).
     """
 
     def __init__(
@@ -297,6 +309,7 @@ class Batcher:
         max_queue_pairs: int = 8192,
         round_batches: int = 4,
         on_batch: Callable[[int, int, float], None] | None = None,
+        workers: int = 1,
     ):
         self._score = score
         self.max_batch_tokens = max_batch_tokens
@@ -305,23 +318,32 @@ class Batcher:
         self.max_queue_pairs = max_queue_pairs
         self.round_tokens = max_batch_tokens * round_batches
         self.on_batch = on_batch
+        self.workers = max(1, int(workers))
         self.admitted = 0  # pairs queued or being scored
         self._jobs: collections.deque[_Job] = collections.deque()
         self._wake: asyncio.Event | None = None
+        self._free: asyncio.Semaphore | None = None  # workers without a batch
+        self._busy = 0  # batches in flight
+        self._in_flight: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            self.workers, thread_name_prefix="model"
+        )
         self._pairs_per_s = 0.0  # an exponential average, for Retry-After
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        self._free = asyncio.Semaphore(self.workers)
         self._task = asyncio.create_task(self._run(), name="batcher")
 
     async def stop(self) -> None:
-        """After the server drained its requests: end the worker, free the thread."""
+        """After the server drained its requests: end the worker, free the threads."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._in_flight:  # batches of requests that went away
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
     def retry_after(self, extra: int = 0) -> int:
@@ -364,7 +386,9 @@ class Batcher:
             if not self._jobs:
                 self._wake.clear()
                 await self._wake.wait()
-            # wait up to max_wait for more requests, unless a round is full already
+            # a worker is free: wait up to max_wait for more requests (unless a round is full
+            # already), then form a round and hand its batches to the workers as they free up
+            await self._free.acquire()
             deadline = loop.time() + self.max_wait
             while self._queued_tokens() < self.round_tokens and loop.time() < deadline:
                 self._wake.clear()
@@ -373,36 +397,72 @@ class Batcher:
                 except asyncio.TimeoutError:
                     break
             taken = self._take_round()
-            if not taken:
-                continue
             lengths = [len(job.pairs[i][0]) for job, i in taken]
-            for b in make_batches(lengths, self.max_batch_tokens, self.max_batch_pairs):
+            held = True  # the slot acquired above
+            for b in self._batches(lengths):
                 items = [taken[k] for k in b if not taken[k][0].future.done()]
                 if not items:
                     continue
-                start = time.perf_counter()
-                try:
-                    scores = await loop.run_in_executor(
-                        self._executor, self._score, [job.pairs[i] for job, i in items]
-                    )
-                except Exception as e:  # the model failed: those requests fail, not the server
-                    logger.exception("scoring a batch of %d pairs failed", len(items))
-                    for job, _ in items:
-                        if not job.future.done():
-                            job.future.set_exception(e)
-                    continue
-                elapsed = time.perf_counter() - start
-                rate = len(items) / max(elapsed, 1e-6)
-                ema = self._pairs_per_s
-                self._pairs_per_s = rate if not ema else 0.8 * ema + 0.2 * rate
-                if self.on_batch is not None:
-                    width = max(lengths[k] for k in b)
-                    self.on_batch(len(items), width * len(items), elapsed)
-                for (job, i), s in zip(items, scores, strict=True):
-                    job.scores[i] = s
-                    job.left -= 1
-                    if job.left == 0 and not job.future.done():
-                        job.future.set_result(job.scores)
+                if not held:
+                    await self._free.acquire()
+                held = False
+                width = max(lengths[k] for k in b)
+                task = asyncio.create_task(self._score_batch(items, width))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if held:
+                self._free.release()
+
+    def _batches(self, lengths: list[int]) -> list[np.ndarray]:
+        """The round's length-sorted batches. With several workers, the smallest token budget
+        that gives no more batches than the next multiple of ``workers``, so that the streams
+        finish together: one request of 100 pairs (a light load) is two batches of about half
+        its tokens each, not 8192 tokens and the rest."""
+        batches = make_batches(lengths, self.max_batch_tokens, self.max_batch_pairs)
+        if self.workers == 1 or not lengths:
+            return batches
+        target = -(-len(batches) // self.workers) * self.workers
+        hi = self.max_batch_tokens
+        lo = min(max(lengths), hi)  # the smallest budget giving <= target batches
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(make_batches(lengths, mid, self.max_batch_pairs)) <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        return make_batches(lengths, lo, self.max_batch_pairs)
+
+    async def _score_batch(self, items: list[tuple[_Job, int]], width: int) -> None:
+        """Score one batch on a worker thread (holding a slot of ``_free``), then hand each
+        request its scores; a request whose pairs are all scored is answered."""
+        loop = asyncio.get_running_loop()
+        self._busy += 1
+        in_flight = self._busy
+        start = time.perf_counter()
+        try:
+            scores = await loop.run_in_executor(
+                self._executor, self._score, [job.pairs[i] for job, i in items]
+            )
+        except Exception as e:  # the model failed: those requests fail, not the server
+            logger.exception("scoring a batch of %d pairs failed", len(items))
+            for job, _ in items:
+                if not job.future.done():
+                    job.future.set_exception(e)
+            return
+        finally:
+            self._busy -= 1
+            self._free.release()
+        elapsed = time.perf_counter() - start
+        rate = len(items) * in_flight / max(elapsed, 1e-6)  # all workers' pairs/s
+        ema = self._pairs_per_s
+        self._pairs_per_s = rate if not ema else 0.8 * ema + 0.2 * rate
+        if self.on_batch is not None:
+            self.on_batch(len(items), width * len(items), elapsed)
+        for (job, i), s in zip(items, scores, strict=True):
+            job.scores[i] = s
+            job.left -= 1
+            if job.left == 0 and not job.future.done():
+                job.future.set_result(job.scores)
 
     def _queued_tokens(self) -> int:
         total = 0
