@@ -176,13 +176,10 @@ def kill_tree(proc: subprocess.Popen) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
-def test_resume_after_kill_matches_uninterrupted_run(
-    zero2_run, tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path
-):
-    out = tmp_path / "run"
-    args = train_args(tiny_model_dir, tiny_data, tiny_preprocessed, out)
-    marker = out / f"checkpoint-{KILL_AFTER}" / "trainer_state.json"
-    log_path = tmp_path / "killed.log"
+@contextlib.contextmanager
+def slow_run_until(args: list[str], marker: Path, log_path: Path):
+    """A 2-rank torchrun of the slow helper (a pause per step), yielded once ``marker`` (a
+    checkpoint file) exists; killed on leaving if it is still running."""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             torchrun(2, str(SLOW_RUN), "--pause", "0.5") + args,
@@ -197,8 +194,21 @@ def test_resume_after_kill_matches_uninterrupted_run(
                 assert proc.poll() is None, log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline, "no checkpoint in time"
                 time.sleep(0.1)
+            yield proc
         finally:
-            kill_tree(proc)
+            if proc.poll() is None:
+                kill_tree(proc)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(
+    zero2_run, tiny_model_dir, tiny_data, tiny_preprocessed, tmp_path
+):
+    out = tmp_path / "run"
+    args = train_args(tiny_model_dir, tiny_data, tiny_preprocessed, out)
+    marker = out / f"checkpoint-{KILL_AFTER}" / "trainer_state.json"
+    log_path = tmp_path / "killed.log"
+    with slow_run_until(args, marker, log_path):
+        pass  # killed here, mid-training
     assert not (out / "scores.txt").exists()
     assert not (out / f"checkpoint-{TRAIN_STEPS}").exists()  # killed mid-training
 
@@ -290,30 +300,14 @@ def test_signal_to_one_rank_checkpoints_every_rank_then_the_rerun_resumes(
     args = train_args(tiny_model_dir, tiny_data, tiny_preprocessed, out)
     marker = out / f"checkpoint-{SAVE_STEPS}" / "trainer_state.json"
     log_path = tmp_path / "stopped.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            torchrun(2, str(SLOW_RUN), "--pause", "0.5") + args,
-            env=env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        try:
-            deadline = time.monotonic() + 150
-            while not marker.exists():
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "no checkpoint in time"
-                time.sleep(0.1)
-            (rank1,) = [
-                p
-                for p in psutil.Process(proc.pid).children(recursive=True)
-                if p.environ().get("RANK") == "1"
-            ]
-            rank1.send_signal(signal.SIGUSR1)
-            proc.wait(timeout=150)
-        finally:
-            if proc.poll() is None:
-                kill_tree(proc)
+    with slow_run_until(args, marker, log_path) as proc:
+        (rank1,) = [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if p.environ().get("RANK") == "1"
+        ]
+        rank1.send_signal(signal.SIGUSR1)
+        proc.wait(timeout=150)
     text = log_path.read_text()
     assert proc.returncode != 0, text[-3000:]
     assert "received SIGUSR1" in text and "stopped on another rank's signal" in text, text
