@@ -32,12 +32,13 @@ def loaded(tiny_model_dir, tiny_preprocessed, tiny_data):
     return model, tok, queries, corpus, pairs
 
 
-def reference_scores(model, template, queries, corpus, pairs, max_tokens, max_pairs):
+def reference_scores(model, template, queries, corpus, pairs, max_tokens, max_pairs, view=None):
     """The one-shot scoring before chunks (main at 875e8e9): every pair built as Python lists,
-    length-sorted batches over all pairs, PairTemplate.pad."""
+    length-sorted batches over all pairs, PairTemplate.pad; the model as ``view`` (default
+    :func:`predict.inference_view`, as reranking runs it)."""
     built = [template.build(queries.tokens(q), corpus.tokens(p)) for q, p in pairs]
     out = np.empty(len(pairs), dtype=np.float32)
-    with torch.inference_mode(), predict.fp32_score_head(model):
+    with torch.inference_mode(), (view or predict.inference_view)(model):
         for b in make_batches([len(ids) for ids, _ in built], max_tokens, max_pairs):
             logits = model(**template.pad([built[i] for i in b])).logits
             out[b] = logits.float().reshape(len(b), -1)[:, 0].numpy()
@@ -72,6 +73,11 @@ def test_one_chunk_is_byte_identical_to_one_shot_scoring(loaded):
     want = reference_scores(model, template, queries, corpus, pairs, 256, 8)
     got = predict.score_pairs(model, template, queries, corpus, pairs, 256, 8, progress=False)
     assert got.tobytes() == want.tobytes()
+    # the whole model (every position of the last layer): the same scores up to rounding
+    whole = reference_scores(
+        model, template, queries, corpus, pairs, 256, 8, view=predict.fp32_score_head
+    )
+    np.testing.assert_allclose(got, whole, rtol=0, atol=1e-5)
 
 
 def test_chunks_split_queries_and_keep_input_order(loaded):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from cross_encoder.io.collection import TokenizedCollection
+from cross_encoder.modeling.cls_only import first_token_only
 from cross_encoder.modeling.pairs import PairBuilder, PairTemplate
 from cross_encoder.reranking.predict import _score_head
 
@@ -183,11 +184,12 @@ def convert_model(model, template: PairTemplate):
     swapped = None
     if head is not None:
         swapped = _replace_module(model, head, torch.nn.Identity())
+    # The last layer for [CLS] only: the same scores, less work (modeling.cls_only).
     try:
         # OpenVINO's PyTorch frontend traces with torch.jit (deprecated in torch 2.13: a
         # warning per call), and the trace warns about shapes it takes as constants: none
         # that varies per batch (the example is padded: the attention mask is in the graph).
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), first_token_only(model):
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", r".*torch\.jit\.trace", DeprecationWarning)
             ov_model = ov.convert_model(

@@ -161,7 +161,7 @@ def torch_scorer(
     model, builder: PairBuilder, device="cpu", autocast_dtype: torch.dtype | None = None
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``score_batch`` for :func:`score_chunks`: the torch model (call it inside
-    :func:`fp32_score_head` and after ``model.eval()``)."""
+    :func:`inference_view` and after ``model.eval()``)."""
 
     def score(qrows: np.ndarray, prows: np.ndarray) -> np.ndarray:
         return _score_batch(model, builder, qrows, prows, device, autocast_dtype).numpy()
@@ -213,7 +213,7 @@ def score_pairs(
     all scores, the other ranks return ``None``.
     """
     model.eval()
-    with fp32_score_head(model):
+    with inference_view(model):
         out = score_pair_list(
             lambda builder: torch_scorer(model, builder, device, autocast_dtype),
             template,
@@ -292,6 +292,17 @@ def fp32_score_head(model):
         yield
     finally:
         del head.forward
+
+
+@contextlib.contextmanager
+def inference_view(model):
+    """The model as reranking runs it: the score head in float32 (:func:`fp32_score_head`) and,
+    where the architecture allows, the last layer computed for the first token only
+    (:func:`cross_encoder.modeling.cls_only.first_token_only`: the same scores, less work)."""
+    from cross_encoder.modeling.cls_only import first_token_only
+
+    with fp32_score_head(model), first_token_only(model):
+        yield
 
 
 def cast_for_inference(model, dtype: torch.dtype):

@@ -224,7 +224,7 @@ def _predict_torch(model, training_args, builder):
 
     from cross_encoder.reranking.predict import (
         cast_for_inference,
-        fp32_score_head,
+        inference_view,
         score_chunks,
         torch_scorer,
     )
@@ -244,7 +244,7 @@ def _predict_torch(model, training_args, builder):
     )
     model.eval()
     stack = contextlib.ExitStack()
-    stack.enter_context(fp32_score_head(model))
+    stack.enter_context(inference_view(model))
 
     def scored(qrows, prows, chunks):
         return score_chunks(

@@ -35,7 +35,7 @@ import torch
 
 from cross_encoder import hardware, modeling
 from cross_encoder.modeling.pairs import PairTemplate
-from cross_encoder.reranking.predict import cast_for_inference, fp32_score_head, make_batches
+from cross_encoder.reranking.predict import cast_for_inference, inference_view, make_batches
 from cross_encoder.training.arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class Scorer:
                 self.dtype_name = "bf16 weights, fp32 score head"
             else:
                 self.dtype_name = "fp32"
-            self._head = fp32_score_head(model)
+            self._head = inference_view(model)
             self._head.__enter__()  # for the scorer's lifetime
         self.model = model
         self.model_id = _model_id(model_dir, model)
