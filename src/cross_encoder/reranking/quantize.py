@@ -369,6 +369,7 @@ def length_bucket(template, queries, corpus, pairs: Sequence[tuple[str, str]]) -
 
 def _speed_key(model, template, full_desc: str, bucket: int = 0) -> str:
     from cross_encoder import hardware
+    from cross_encoder.modeling.cls_only import supported as first_token_supported
     from cross_encoder.reranking.openvino import import_openvino
 
     cfg = getattr(model, "config", None)
@@ -382,6 +383,8 @@ def _speed_key(model, template, full_desc: str, bucket: int = 0) -> str:
         "arch": arch,
         "max_len": template.max_len,
         "full": full_desc,
+        # the graph both paths run: the last layer for [CLS] only (modeling.cls_only)
+        "graph": "first_token_only" if first_token_supported(model) else "whole",
     }
     if bucket:  # keys without it: decisions of DECISION_VERSION 1 runs
         parts["length_bucket"] = bucket
@@ -396,6 +399,8 @@ def speed_probe(
     pairs: Sequence[tuple[str, str]],
     key: str,
     use_cache: bool = True,
+    cache_file: str = SPEED_CACHE,
+    labels: tuple[str, str] = ("int8", "full"),
 ) -> dict:
     """``{"int8_pairs_per_s", "full_pairs_per_s", "speedup", "cached"}``: the best of two
     interleaved timings of :data:`PROBE_PAIRS` pairs per path (after a warm-up), cached per
@@ -406,7 +411,7 @@ def speed_probe(
 
     from cross_encoder import hardware
 
-    path = hardware.cache_dir() / SPEED_CACHE
+    path = hardware.cache_dir() / cache_file
     lock = hardware._locked(path.with_name(path.name + ".lock")) if use_cache else None
     with lock or contextlib.nullcontext():
         if use_cache:
@@ -426,8 +431,8 @@ def speed_probe(
                 best[name] = min(best[name], time.perf_counter() - t)
         n = len(sample)
         result = {
-            "int8_pairs_per_s": round(n / best["int8"], 2),
-            "full_pairs_per_s": round(n / best["full"], 2),
+            f"{labels[0]}_pairs_per_s": round(n / best["int8"], 2),
+            f"{labels[1]}_pairs_per_s": round(n / best["full"], 2),
             "speedup": round(best["full"] / best["int8"], 3),
             "pairs": n,
             "cpu": hardware.describe_cpu(),
@@ -579,23 +584,26 @@ def choose(decision: dict, mode: str, speed: dict | None) -> tuple[bool, str]:
 
 
 def scorer_for_predict(model, model_args, data_args, training_args, template):
-    """The int8 scorer rerank should use under ``--quantize``, or None for full precision;
-    logs one line saying which and why. Reuses ``quantization.json`` when its key matches
-    (the workflow's ``quantize`` rule wrote it), else builds it (needs the ``--eval_*`` dev
-    files)."""
+    """``(compiled scorer or None, path)`` for rerank under ``--quantize``: ``path`` is
+    ``int8`` (the accepted int8 model), else the full-precision backend (``torch`` or
+    ``openvino``; under ``auto`` the faster one here, :func:`full_precision_backend`), with its
+    compiled OpenVINO model when the probe built one. Logs one line saying which and why.
+    Reuses ``quantization.json`` when its key matches (the workflow's ``quantize`` rule wrote
+    it), else builds it (needs the ``--eval_*`` dev files)."""
     mode = getattr(training_args, "quantize", "none")
+    backend = training_args.backend
     if mode == "none":
-        return None
+        return None, backend
     if training_args.device.type != "cpu":
         logger.info("quantize %s -> full precision: int8 is a CPU path (device %s)", mode,
                     training_args.device)  # fmt: skip
-        return None
+        return None, backend
     missing = missing_extra()
     if missing:
         if mode == "int8":
             raise InputError(None, f"--quantize int8: {missing}")
         logger.warning("quantize auto -> full precision: %s", missing)
-        return None
+        return None, backend
     decision = load_decision(model_args, data_args, training_args)
     if decision is None:
         if not data_args.eval_file:
@@ -606,7 +614,7 @@ def scorer_for_predict(model, model_args, data_args, training_args, template):
                     "set that guards int8) or an existing --quantization_file",
                 )
             logger.warning("quantize auto -> full precision: no dev ranking and qrels to guard it")
-            return None
+            return None, backend
         decision = build_decision(model.cpu().float(), model_args, data_args, training_args,
                                   template)  # fmt: skip
     path = decision_path(training_args)
@@ -618,13 +626,22 @@ def scorer_for_predict(model, model_args, data_args, training_args, template):
         if mode == "auto":
             speed = _current_speed(int8, model, data_args, training_args, template)
     use, why = choose(decision, mode, speed)
-    logger.info("quantize %s -> %s: %s (%s)", mode, "int8" if use else "full precision", why, path)
-    return int8 if use else None
+    if use:
+        logger.info("quantize %s -> int8: %s (%s)", mode, why, path)
+        return int8, "int8"
+    compiled, how = None, ""
+    if mode == "auto":
+        backend, compiled, how = full_precision_backend(model, data_args, training_args, template)
+    logger.info("quantize %s -> full precision (%s): %s%s (%s)", mode, backend, why, how, path)
+    return compiled, backend
 
 
-def _current_speed(int8, model, data_args, training_args, template) -> dict:
-    """The speed probe for this machine (cached; measured on the pairs to rerank when absent,
-    e.g. when the decision was made on another machine)."""
+BACKEND_CACHE = "backend_speed.json"
+
+
+def _probe_pairs(data_args):
+    """``(queries, corpus, pairs)``: the first :data:`PROBE_PAIRS` pairs of the ranking to
+    rerank (``--test_file``), whose length class the probes are keyed by."""
     from cross_encoder.io import iter_ranking
     from cross_encoder.io.collection import TokenizedCollection
 
@@ -636,6 +653,69 @@ def _current_speed(int8, model, data_args, training_args, template) -> dict:
             pairs.append((r.qid, r.pid))
         if len(pairs) >= PROBE_PAIRS:
             break
+    return queries, corpus, pairs
+
+
+def full_precision_backend(model, data_args, training_args, template) -> tuple[str, object, str]:
+    """``(backend, compiled scorer or None, why)`` for ``--quantize auto`` when int8 is not used:
+    the faster of torch and OpenVINO at the resolved precision on this CPU (``auto`` = "else
+    the fastest full-precision backend"), by the timing of :func:`speed_probe` (cached per
+    machine, model shape and length class in ``<cache>/backend_speed.json``). Only where the
+    choice is free: ``--backend torch`` (the default), the CPU, one process, OpenVINO
+    installed; otherwise ``(training_args.backend, None, "")``."""
+    import torch.distributed as dist
+
+    from cross_encoder import hardware
+    from cross_encoder.reranking import openvino as ov_backend
+
+    backend = training_args.backend
+    if (
+        backend != "torch"
+        or training_args.device.type != "cpu"
+        or (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
+        or not ov_backend.available()
+        or not data_args.test_file
+    ):
+        return backend, None, ""
+    precision = "bf16" if training_args.bf16 else "fp32"
+    queries, corpus, pairs = _probe_pairs(data_args)
+    key = _speed_key(
+        model,
+        template,
+        f"torch {precision} vs openvino {precision}",
+        length_bucket(template, queries, corpus, pairs),
+    )
+    compiled = None
+    if not isinstance(hardware._read_cache(hardware.cache_dir() / BACKEND_CACHE).get(key), dict):
+        # OpenVINO first: it converts the float32 model (the torch path casts it to bf16)
+        compiled = ov_backend.compile_model(
+            model.cpu(), template, precision=precision, hint="THROUGHPUT"
+        )
+    budget = {
+        "max_tokens": training_args.prediction_batch_tokens,
+        "max_pairs": training_args.prediction_batch_pairs,
+        "progress": False,
+    }
+    speed = speed_probe(
+        lambda q, c, p: ov_backend.score_pairs(compiled, template, q, c, p, **budget),
+        lambda: full_precision_scorer(model, training_args, template)[0],
+        queries,
+        corpus,
+        pairs,
+        key,
+        cache_file=BACKEND_CACHE,
+        labels=("openvino", "torch"),
+    )
+    cached = " (cached)" if speed.get("cached") else ""
+    chosen = "openvino" if speed["speedup"] > 1.0 else "torch"
+    why = f"; OpenVINO {precision} ran {speed['speedup']:.2f}x torch {precision} here{cached}"
+    return chosen, (compiled if chosen == "openvino" else None), why
+
+
+def _current_speed(int8, model, data_args, training_args, template) -> dict:
+    """The speed probe for this machine (cached; measured on the pairs to rerank when absent,
+    e.g. when the decision was made on another machine)."""
+    queries, corpus, pairs = _probe_pairs(data_args)
     return speed_probe(
         int8_score_fn(int8, template, training_args),
         lambda: full_precision_scorer(model, training_args, template)[0],

@@ -122,10 +122,14 @@ def rerank_file(model, data_args, training_args, template, model_args) -> None:
     builder = PairBuilder(template, queries, corpus)
     from cross_encoder.reranking.quantize import scorer_for_predict
 
-    int8 = scorer_for_predict(model, model_args, data_args, training_args, template)
-    if int8 is not None:
-        scored, finish = _predict_compiled(int8, training_args, builder, "predict (int8)")
-    elif training_args.backend == "openvino":
+    # int8 (accepted on dev), or the full-precision backend (under quantize auto the faster
+    # of torch and OpenVINO here), with the OpenVINO model the choice compiled
+    compiled, backend = scorer_for_predict(model, model_args, data_args, training_args, template)
+    if compiled is not None:
+        if backend != "int8":
+            logger.info("predict precision: OpenVINO %s, fp32 score head", compiled.precision)
+        scored, finish = _predict_compiled(compiled, training_args, builder, f"predict ({backend})")
+    elif backend == "openvino":
         scored, finish = _predict_openvino(model, training_args, template, builder)
     else:
         scored, finish = _predict_torch(model, training_args, builder)
