@@ -30,7 +30,9 @@ bf16,
   ``--calibration_pairs`` SciFact *train* pairs (a claim's judged abstract + its BM25 top-3), as
   the workflow calibrates on the run's train pairs; OpenVINO runs the layers left in floating
   point at auto's precision. ``auto`` in the ratios is what ``rerank.quantize: auto`` runs:
-  int8 where it times faster than ``ours`` here, else ``ours``;
+  int8 where the run's dev guard accepted it (``--quantization_file``; assumed where there is
+  no decision) and it times faster than ``ours`` here, else the faster of ``ours`` and ``ov``
+  (auto's full-precision backend choice);
 * ``ort_int8`` (not in the default ``--systems``): ONNX Runtime's static int8 (QDQ, U8S8,
   min-max calibration on the pairs int8 built here uses; :mod:`ort_int8`, benchmark only:
   ``pip install -e ".[bench-ort]"``), the score head in float32, the same batches;
@@ -429,6 +431,38 @@ def calibration_batches(args, model_dir: Path) -> tuple[list, int]:
     return batches, len(pairs)
 
 
+def int8_folder(args, model_dir: Path) -> Path:
+    return Path(args.int8_dir) if args.int8_dir else model_dir.parent / "rerank" / "int8"
+
+
+def int8_guard(args, model_dir: Path) -> tuple[bool | None, str]:
+    """``(accepted, why)``: the run's dev guard on int8 (``quantization.json`` beside the int8
+    folder, or ``--quantization_file``); ``(None, ...)`` where there is none (the ratios then
+    assume int8 accepted, and say so)."""
+    path = (
+        Path(args.quantization_file)
+        if args.quantization_file
+        else int8_folder(args, model_dir).parent / "quantization.json"
+    )
+    if not path.is_file():
+        return None, "no dev guard decision (assumed accepted)"
+    d = json.loads(path.read_text(encoding="utf-8"))
+    verdict = "accepted" if d.get("accepted") else "rejected"
+    return bool(d.get("accepted")), f"{verdict} by the run's dev guard ({path}): {d.get('reason')}"
+
+
+def auto_system(rate: dict, int8_ok: bool | None) -> str | None:
+    """The system ``rerank.quantize: auto`` runs, by the product's rule
+    (:func:`cross_encoder.reranking.quantize.scorer_for_predict`): int8 where the guard
+    accepted it and it times faster than ``ours`` (the torch path), else the faster of torch
+    and OpenVINO at full precision."""
+    if "ours" not in rate:
+        return None
+    if int8_ok is not False and rate.get("int8", 0.0) > rate["ours"]:
+        return "int8"
+    return "ov" if rate.get("ov", 0.0) > rate["ours"] else "ours"
+
+
 def int8_scorer(args, model_dir: Path, model):
     """``(scorer, how)``: the run's accepted int8 model, else one quantized here on SciFact
     train pairs (:func:`calibration_batches`)."""
@@ -440,7 +474,7 @@ def int8_scorer(args, model_dir: Path, model):
     from cross_encoder.training.dataset import PairTemplate
 
     precision = hardware.resolve("auto", "cpu", log=False)
-    int8_dir = Path(args.int8_dir) if args.int8_dir else model_dir.parent / "rerank" / "int8"
+    int8_dir = int8_folder(args, model_dir)
     if (int8_dir / quantize.INT8_XML).is_file():
         scorer = quantize.load_int8(int8_dir, precision, args.threads, hint=args.ov_hint)
         return scorer, f"the run's {int8_dir}"
@@ -570,6 +604,7 @@ def build_systems(args, model_dir: Path, header: dict, tmp: Path):
                 continue
             t = time.perf_counter()
             scorer, how = int8_scorer(args, model_dir, load_model(margs).eval())
+            info["int8_guard"] = int8_guard(args, model_dir)
             info["int8"] = {
                 "how": how,
                 "hint": scorer.hint,
@@ -647,6 +682,11 @@ def parse_args(argv=None):
         "--int8_dir",
         help="an accepted int8 model (rerank/int8 of a run); default: the one beside --model_dir "
         "where it exists, else quantized here",
+    )
+    p.add_argument(
+        "--quantization_file",
+        help="the run's dev-guard decision on int8 (rerank/quantization.json); default: the one "
+        "beside the int8 folder. auto in the ratios leaves int8 out where the guard rejected it",
     )
     p.add_argument("--calibration_pairs", type=int, default=300, help="int8 built here")
     p.add_argument(
@@ -742,9 +782,13 @@ def time_workload(w: Workload, fns, labels, info, args, config, header) -> dict:
             ratios["ov/st_bf16"] = rate["ov"] / rate["st_bf16"]
         if "int8" in rate and "st" in rate:
             ratios["int8/st"] = rate["int8"] / rate["st"]
-            # rerank.quantize auto: int8 where it is faster here (and accepted on dev)
-            ratios["auto/st"] = max(rate["int8"], rate["ours"]) / rate["st"]
             ratios["int8/ours"] = rate["int8"] / rate["ours"]
+        auto = auto_system(rate, info.get("int8_guard", (None, ""))[0])
+        if "st" in rate and ("int8" in rate or "ov" in rate):
+            # rerank.quantize auto: int8 where accepted on dev and faster, else the faster
+            # full-precision backend
+            ratios["auto/st"] = rate[auto] / rate["st"]
+            row["auto_system"] = auto
         if "ort_int8" in rate and "st" in rate:
             ratios["ort_int8/st"] = rate["ort_int8"] / rate["st"]
     row["ratios"] = ratios
@@ -798,7 +842,8 @@ def print_workload(w: Workload, row: dict, labels, header) -> None:
     }
     for k, v in row["ratios"].items():
         t = targets.get(k)
-        print(f"   ratio {k:<12} {v:5.2f}x  {verdict(v, t) if t else ''}")
+        what = f" (auto = {labels[row['auto_system']]})" if k == "auto/st" else ""
+        print(f"   ratio {k:<12} {v:5.2f}x  {verdict(v, t) if t else ''}{what}")
     if "ours" in row["ceiling_fraction"]:
         f = row["ceiling_fraction"]["ours"]
         met = "met" if f >= TARGETS["ours ceiling"] else "MISSED"
@@ -866,7 +911,7 @@ def bench(args) -> dict:
             f"int8: {o['how']}, {o['hint']} ({o['streams']} streams), layers left in floating "
             f"point at {o['inference_precision']}, "
             f"built in {o['build_s']:.1f} s; OpenVINO CPU capabilities: "
-            f"{' '.join(o['openvino_capabilities'])}"
+            f"{' '.join(o['openvino_capabilities'])}; int8 {info['int8_guard'][1]}"
         )
     print(
         f"batch {args.batch_size} pairs / {args.batch_tokens} tokens; dtypes: ST "
@@ -956,6 +1001,8 @@ def run_no_amx(args) -> dict:
         cmd += ["--model_dir", args.model_dir]
     if args.int8_dir:
         cmd += ["--int8_dir", args.int8_dir]
+    if args.quantization_file:
+        cmd += ["--quantization_file", args.quantization_file]
     if args.run_file:
         cmd += ["--run_file", args.run_file]
     if args.no_title:
@@ -983,8 +1030,9 @@ def run_no_amx(args) -> dict:
         r = row["ratios"].get("auto/st")
         if r is not None:
             print(
-                f"   {name}: int8 {row['pairs_per_s']['int8']:.1f} pairs/s; ours auto (int8 where "
-                f"faster) vs ST default: {r:.2f}x {verdict(r, TARGETS['auto/st no AMX'])}"
+                f"   {name}: int8 {row['pairs_per_s'].get('int8', float('nan')):.1f} pairs/s; "
+                f"ours auto (= {row['auto_system']}) vs ST default: {r:.2f}x "
+                f"{verdict(r, TARGETS['auto/st no AMX'])}"
             )
     got["fp32_as_required"] = prec == "fp32"
     return got
