@@ -159,3 +159,19 @@ def test_missing_extra_is_one_line(tiny_model_dir, tiny_data, tiny_preprocessed,
     assert quantize.main(a) == 0
     d = json.loads((tmp_path / "rerank" / "quantization.json").read_text())
     assert not d["accepted"] and "needs nncf" in d["reason"]
+
+
+@pytest.mark.parametrize(
+    "backend,device,test_file",
+    [("openvino", "cpu", "x.tsv"), ("torch", "cuda", "x.tsv"), ("torch", "cpu", None)],
+)
+def test_the_backend_choice_is_left_alone_where_it_is_not_free(backend, device, test_file):
+    """auto picks the faster full-precision backend only with --backend torch on the CPU (one
+    process) and a ranking to time it on; otherwise the backend asked for, untimed."""
+    from types import SimpleNamespace
+
+    import torch
+
+    args = SimpleNamespace(backend=backend, device=torch.device(device), bf16=False)
+    data = SimpleNamespace(test_file=test_file)
+    assert quantize.full_precision_backend(None, data, args, None) == (backend, None, "")
