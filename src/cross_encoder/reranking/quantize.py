@@ -673,6 +673,7 @@ def full_precision_backend(model, data_args, training_args, template) -> tuple[s
         backend != "torch"
         or training_args.device.type != "cpu"
         or (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
+        or int(os.environ.get("WORLD_SIZE", "1")) > 1  # torchrun, before the group is up
         or not ov_backend.available()
         or not data_args.test_file
     ):
