@@ -143,7 +143,10 @@ def test_two_process_predict_equals_one_process(zero2_run, tiny_data, tiny_prepr
 
     model = zero2_run[0]
     one, two = tmp_path / "one.txt", tmp_path / "two.txt"
-    common = ["--model_name_or_path", str(model), "--output_dir", str(tmp_path / "o")]
+    # fp32: the sharding is what is tested; in bf16 (auto on AMX) scores moved by up to 1e-3
+    # between the one- and two-process batches once the last layer ran for [CLS] only
+    common = ["--model_name_or_path", str(model), "--output_dir", str(tmp_path / "o"),
+              "--precision", "fp32"]  # fmt: skip
     assert run.main(common + predict_args(tiny_data, tiny_preprocessed, one)) == 0
     log = check(
         torchrun(2, "-m", "cross_encoder.run")
