@@ -583,13 +583,14 @@ def choose(decision: dict, mode: str, speed: dict | None) -> tuple[bool, str]:
     )
 
 
-def scorer_for_predict(model, model_args, data_args, training_args, template):
+def scorer_for_predict(model, model_args, data_args, training_args, template, probe=None):
     """``(compiled scorer or None, path)`` for rerank under ``--quantize``: ``path`` is
     ``int8`` (the accepted int8 model), else the full-precision backend (``torch`` or
     ``openvino``; under ``auto`` the faster one here, :func:`full_precision_backend`), with its
     compiled OpenVINO model when the probe built one. Logs one line saying which and why.
     Reuses ``quantization.json`` when its key matches (the workflow's ``quantize`` rule wrote
-    it), else builds it (needs the ``--eval_*`` dev files)."""
+    it), else builds it (needs the ``--eval_*`` dev files). ``probe``: ``(queries, corpus,
+    pairs)`` the speed probes time, when the caller has them loaded (:func:`_probe_pairs`)."""
     mode = getattr(training_args, "quantize", "none")
     backend = training_args.backend
     if mode == "none":
@@ -624,14 +625,16 @@ def scorer_for_predict(model, model_args, data_args, training_args, template):
         precision = "bf16" if training_args.bf16 else "fp32"
         int8 = load_int8(path.parent / decision["int8_dir"], precision, hint="THROUGHPUT")
         if mode == "auto":
-            speed = _current_speed(int8, model, data_args, training_args, template)
+            speed = _current_speed(int8, model, data_args, training_args, template, probe)
     use, why = choose(decision, mode, speed)
     if use:
         logger.info("quantize %s -> int8: %s (%s)", mode, why, path)
         return int8, "int8"
     compiled, how = None, ""
     if mode == "auto":
-        backend, compiled, how = full_precision_backend(model, data_args, training_args, template)
+        backend, compiled, how = full_precision_backend(
+            model, data_args, training_args, template, probe
+        )
     logger.info("quantize %s -> full precision (%s): %s%s (%s)", mode, backend, why, how, path)
     return compiled, backend
 
@@ -639,9 +642,12 @@ def scorer_for_predict(model, model_args, data_args, training_args, template):
 BACKEND_CACHE = "backend_speed.json"
 
 
-def _probe_pairs(data_args):
+def _probe_pairs(data_args, probe=None):
     """``(queries, corpus, pairs)``: the first :data:`PROBE_PAIRS` pairs of the ranking to
-    rerank (``--test_file``), whose length class the probes are keyed by."""
+    rerank (``--test_file``), whose length class the probes are keyed by; ``probe`` as given
+    when the caller has loaded them (rerank: no second copy of the corpus index)."""
+    if probe is not None:
+        return probe
     from cross_encoder.io import iter_ranking
     from cross_encoder.io.collection import TokenizedCollection
 
@@ -656,7 +662,9 @@ def _probe_pairs(data_args):
     return queries, corpus, pairs
 
 
-def full_precision_backend(model, data_args, training_args, template) -> tuple[str, object, str]:
+def full_precision_backend(
+    model, data_args, training_args, template, probe=None
+) -> tuple[str, object, str]:
     """``(backend, compiled scorer or None, why)`` for ``--quantize auto`` when int8 is not used:
     the faster of torch and OpenVINO at the resolved precision on this CPU (``auto`` = "else
     the fastest full-precision backend"), by the timing of :func:`speed_probe` (cached per
@@ -679,7 +687,7 @@ def full_precision_backend(model, data_args, training_args, template) -> tuple[s
     ):
         return backend, None, ""
     precision = "bf16" if training_args.bf16 else "fp32"
-    queries, corpus, pairs = _probe_pairs(data_args)
+    queries, corpus, pairs = _probe_pairs(data_args, probe)
     key = _speed_key(
         model,
         template,
@@ -713,10 +721,10 @@ def full_precision_backend(model, data_args, training_args, template) -> tuple[s
     return chosen, (compiled if chosen == "openvino" else None), why
 
 
-def _current_speed(int8, model, data_args, training_args, template) -> dict:
+def _current_speed(int8, model, data_args, training_args, template, probe=None) -> dict:
     """The speed probe for this machine (cached; measured on the pairs to rerank when absent,
     e.g. when the decision was made on another machine)."""
-    queries, corpus, pairs = _probe_pairs(data_args)
+    queries, corpus, pairs = _probe_pairs(data_args, probe)
     return speed_probe(
         int8_score_fn(int8, template, training_args),
         lambda: full_precision_scorer(model, training_args, template)[0],

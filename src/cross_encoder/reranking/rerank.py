@@ -120,11 +120,17 @@ def rerank_file(model, data_args, training_args, template, model_args) -> None:
         else "",
     )
     builder = PairBuilder(template, queries, corpus)
-    from cross_encoder.reranking.quantize import scorer_for_predict
+    from cross_encoder.reranking.quantize import PROBE_PAIRS, scorer_for_predict
 
     # int8 (accepted on dev), or the full-precision backend (under quantize auto the faster
     # of torch and OpenVINO here), with the OpenVINO model the choice compiled
-    compiled, backend = scorer_for_predict(model, model_args, data_args, training_args, template)
+    probe = [
+        (queries.ids[q], corpus.ids[p])
+        for q, p in zip(qrows[:PROBE_PAIRS], prows[:PROBE_PAIRS], strict=True)
+    ]
+    compiled, backend = scorer_for_predict(
+        model, model_args, data_args, training_args, template, (queries, corpus, probe)
+    )
     if compiled is not None:
         if backend != "int8":
             logger.info("predict precision: OpenVINO %s, fp32 score head", compiled.precision)
