@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.tiny import TINY_SIZES
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -15,19 +16,10 @@ from transformers import (
 
 from cross_encoder.modeling.cls_only import FirstTokenLayer, first_token_only, supported
 
-SIZES = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    num_labels=1,
-)
-
 
 def _model(cls, config_cls, attn: str, **extra):
     torch.manual_seed(0)
-    config = config_cls(**SIZES, **extra)
+    config = config_cls(**TINY_SIZES, **extra)
     config._attn_implementation = attn
     return cls(config).eval()
 

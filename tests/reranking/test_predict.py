@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.tiny import TINY_SIZES
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -40,15 +41,7 @@ def tokenizer(tmp_path_factory):
 
 def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        num_labels=1,
-    )
-    return BertForSequenceClassification(config).eval()
+    return BertForSequenceClassification(BertConfig(**TINY_SIZES)).eval()
 
 
 @pytest.fixture
