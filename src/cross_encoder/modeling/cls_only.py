@@ -72,8 +72,7 @@ class FirstTokenLayer(torch.nn.Module):
 
 def _last_layer(model):
     """``(layers, reason)``: the encoder's ModuleList of layers, or None and why not."""
-    architectures = {type(model).__name__}
-    if not architectures & ARCHITECTURES:
+    if type(model).__name__ not in ARCHITECTURES:
         return None, f"{type(model).__name__} is not one of the first-token classifiers"
     config = model.config
     if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
