@@ -24,6 +24,9 @@ def machine_header(threads: int) -> dict:
         "cpu": hardware.cpu_model(caps),
         "isa_flags": flags,
         "isa_caps": hardware.isa_caps(),
+        "cpuid_mask": os.environ.get("CPUID_MASK")
+        if "cpuid_mask" in os.environ.get("LD_PRELOAD", "")
+        else None,
         "precision": resolved,
         "precision_reason": choice.reason + (" (cached)" if choice.cached else ""),
         "bf16_speedup": choice.speedup,
@@ -38,6 +41,11 @@ def print_header(h: dict) -> None:
     print(f"ISA flags: {' '.join(h['isa_flags']) or '(no amx*/avx512* flags)'}")
     if h["isa_caps"]:
         print("kernel caps: " + " ".join(f"{k}={v}" for k, v in h["isa_caps"].items()))
+    if h.get("cpuid_mask"):
+        print(
+            f"CPUID masked to {h['cpuid_mask']} (benchmarks/cpuid_mask.c): every library "
+            "picks its kernels as on such a CPU; the flags above are what it sees"
+        )
     print(f"precision auto -> {h['precision']}: {h['precision_reason']}")
     la = h["loadavg"]
     idle = "" if la[0] < 0.5 else "  (NOT IDLE: figures not representative)"

@@ -696,7 +696,7 @@ def parse_args(argv=None):
         help="OpenVINO's performance hint for ov and int8 (THROUGHPUT: as rerank runs them)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no_amx", action="store_true", help="also run under ONEDNN_MAX_CPU_ISA=AVX2")
+    p.add_argument("--no_amx", action="store_true", help="also run as on an AVX2-only CPU")
     p.add_argument("--no_amx_only", action="store_true", help="only the run without AMX")
     p.add_argument(
         "--no_amx_systems", default="ours,st,int8", help="systems of the run without AMX"
@@ -704,7 +704,15 @@ def parse_args(argv=None):
     p.add_argument(
         "--no_amx_isa",
         default="AVX2",
-        help="ONEDNN_MAX_CPU_ISA of the run without AMX (AVX2_VNNI, AVX512_CORE: other CPUs)",
+        help="the CPU of the run without AMX, as oneDNN names it (AVX2_VNNI, AVX512_CORE, "
+        "AVX512_CORE_VNNI: other CPUs)",
+    )
+    p.add_argument(
+        "--no_amx_emulate",
+        default="cpuid",
+        choices=["cpuid", "env"],
+        help="how the run without AMX hides the CPU's extensions: cpuid (cpuid_mask.c: every "
+        "library, where CPUID faulting exists) or env (the libraries' own caps, partial)",
     )
     p.add_argument("--json", help="also write every figure here")
     args = p.parse_args(argv)
@@ -982,9 +990,26 @@ def no_amx_env(isa: str) -> dict[str, str]:
     return env
 
 
+def no_amx_emulation(args) -> tuple[dict[str, str], str]:
+    """The environment of the run without AMX and how it is described. ``cpuid`` (where the
+    kernel offers CPUID faulting): ``cpuid_mask.c`` hides the extensions from every library;
+    ``env``, or where the mask cannot run: the variables of :func:`no_amx_env`."""
+    if args.no_amx_emulate == "cpuid":
+        from _cpuid_mask import preload_env, unavailable
+
+        why = unavailable()
+        if why is None:
+            env = preload_env(args.no_amx_isa)
+            return env, f"CPUID masked to {env['CPUID_MASK']} for every library"
+        print(f"CPUID mask unavailable ({why}): falling back to the environment caps")
+    caps = no_amx_env(args.no_amx_isa)
+    return caps, " ".join(f"{k}={v}" for k, v in caps.items())
+
+
 def run_no_amx(args) -> dict:
-    """This script again, in a subprocess under ``ONEDNN_MAX_CPU_ISA=--no_amx_isa``."""
-    env = dict(os.environ, **no_amx_env(args.no_amx_isa))
+    """This script again, in a subprocess as on a CPU without AMX (:func:`no_amx_emulation`)."""
+    extra, how = no_amx_emulation(args)
+    env = dict(os.environ, **extra)
     systems = args.no_amx_systems.split(",")
     out = Path(tempfile.mkdtemp(prefix="bench_predict_noamx_")) / "no_amx.json"
     cmd = [
@@ -1007,8 +1032,7 @@ def run_no_amx(args) -> dict:
         cmd += ["--run_file", args.run_file]
     if args.no_title:
         cmd.append("--no_title")
-    caps = " ".join(f"{k}={v}" for k, v in no_amx_env(args.no_amx_isa).items())
-    print(f"== without AMX: {caps}, in a subprocess\n", flush=True)
+    print(f"== without AMX: {how}, in a subprocess\n", flush=True)
     res = subprocess.run(cmd, env=env)
     if res.returncode != 0:
         print(f"the run without AMX failed (exit {res.returncode})")
@@ -1035,6 +1059,7 @@ def run_no_amx(args) -> dict:
                 f"{verdict(r, TARGETS['auto/st no AMX'])}"
             )
     got["fp32_as_required"] = prec == "fp32"
+    got["emulation"] = how
     return got
 
 
