@@ -63,17 +63,21 @@ of the scores, whether the top-1 passage is the same, and the top-10 overlap. Be
 timed workloads (whose candidate lists are short), an untimed pass scores ``--agree_queries``
 SciFact test queries x BM25 top ``--agree_k`` at max_len 256 with ``--agree_systems``.
 
-``--no_amx``: afterwards, the script runs itself again in a subprocess with
-``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN's AVX-512, VNNI, bf16 and AMX kernels off, as on an
-AVX2-only CPU; MKL's fp32 GEMMs are not capped) and ``--systems ours,st,int8``: ours at
-whatever auto chooses there (must be fp32) and int8 against ST's defaults. OpenVINO's CPU plugin
-carries its own oneDNN, which reads the same variable (it has no ISA switch of its own): its
-int8 layers then run ``jit_gemm_I8`` (AVX2, no VNNI; ``brgemm_avx2_I8`` under ``AVX2_VNNI``,
-``brgemm_avx512_amx_I8`` uncapped). It must be given the f32 inference precision there, as the
-package does (auto resolves to fp32 under the cap): left to choose, OpenVINO reads the CPU's
-own flags, picks bf16 and compiles nothing ("Supported primitive descriptors list is empty
-for node: Softmax"). The header prints OpenVINO's ``OPTIMIZATION_CAPABILITIES`` and the
-kernels its int8 layers report, so the cap is seen to hold. ``--json`` writes every figure.
+``--no_amx``: afterwards, the script runs itself again in a subprocess as on a CPU without AMX
+(``--no_amx_isa``, oneDNN's names: ``AVX2`` = AMD Zen 2/3 and Intel before Ice Lake, no VNNI;
+``AVX2_VNNI`` = Intel client cores since Alder Lake; ``AVX512_CORE_VNNI`` = Xeons Cascade Lake
+to Ice Lake) and ``--systems ours,st,int8`` (``--no_amx_systems``): ours at whatever auto
+chooses there (must be fp32) and int8 against ST's defaults. How the CPU is hidden
+(``--no_amx_emulate``): ``cpuid`` (default) preloads ``benchmarks/cpuid_mask.c``, which makes
+every CPUID instruction of the process trap (Linux's CPUID faulting, the ``cpuid_fault`` flag)
+and answers it without the masked extensions, so torch, MKL, oneDNN, OpenVINO (its MLAS GEMMs
+and its own kernels included) and ONNX Runtime all pick their kernels as on that CPU; the
+header prints what torch's cpuinfo then sees. ``env`` (and the fallback where CPUID faulting
+or a C compiler is missing) sets the libraries' own caps instead (:func:`no_amx_env`), which
+do not reach MLAS or OpenVINO's own kernels: OpenVINO's figures there are flattered (43% of its
+time stayed on AVX-512 in a profile). Either way the instructions run on this CPU's cores: an
+AVX2 kernel on a Xeon is the same code as on an AMD Zen 3, not the same clock or caches.
+``--json`` writes every figure.
 """
 
 from __future__ import annotations
