@@ -12,6 +12,26 @@ from pathlib import Path
 import torch
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of all cores busy over the next ``seconds`` (``/proc/stat``; NaN elsewhere). The
+    load average lags by minutes: right after another job ends it still reads ~2 on an idle
+    machine, and a job that just started barely shows in it."""
+    import time
+
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v[:8])  # idle + iowait, total
+
+    try:
+        i0, t0 = sample()
+        time.sleep(seconds)
+        i1, t1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
 def machine_header(threads: int) -> dict:
     """CPU model, ISA flags, the precision auto chooses and why, load average."""
     from cross_encoder import hardware
@@ -33,6 +53,7 @@ def machine_header(threads: int) -> dict:
         "torch": torch.__version__,
         "threads": threads,
         "loadavg": os.getloadavg(),
+        "cpu_busy": cpu_busy(),
     }
 
 
@@ -47,9 +68,13 @@ def print_header(h: dict) -> None:
             "picks its kernels as on such a CPU; the flags above are what it sees"
         )
     print(f"precision auto -> {h['precision']}: {h['precision_reason']}")
-    la = h["loadavg"]
-    idle = "" if la[0] < 0.5 else "  (NOT IDLE: figures not representative)"
-    print(f"torch {h['torch']}, {h['threads']} threads; load average {la[0]:.2f}{idle}")
+    la, busy = h["loadavg"], h.get("cpu_busy", float("nan"))
+    idle = busy < 0.1 if busy == busy else la[0] < 0.5
+    print(
+        f"torch {h['torch']}, {h['threads']} threads; cores busy before the start "
+        f"{100 * busy:.0f}% (load average {la[0]:.2f}, which lags by minutes)"
+        + ("" if idle else "  (NOT IDLE: figures not representative)")
+    )
 
 
 def load_scifact(scifact_dir: Path):
