@@ -22,8 +22,10 @@ cross-encoder folder (its encoder + a seeded random score head, saved with max_l
 
 Ours: ``ours`` is the server at its defaults (``--quantize auto``: the int8 model the run's
 quantize step accepted on dev, where it is next to the model folder and faster here;
-``--precision auto``); ``ours-bf16`` is the same with ``--quantize none`` (bf16 weights on an
-AMX CPU, else fp32); ``ours-openvino`` adds ``--backend openvino`` (the ``openvino`` extra).
+``--precision auto``; ``--backend auto``: torch or OpenVINO, whichever timed faster at start-up,
+where int8 is not used); ``ours-bf16`` is torch in full precision (``--quantize none --backend
+torch``: bf16 weights on an AMX CPU, else fp32); ``ours-openvino`` is ``--quantize none
+--backend openvino`` (the ``openvino`` extra).
 
 Infinity runs from its own venv (``--infinity_python``; ``infinity-emb[server,torch]==0.0.78``
 with torch 2.13.0 CPU installed first, and ``optimum[onnxruntime]==2.1.0`` for its ONNX engine),
@@ -216,7 +218,8 @@ def start_servers(systems: list[str], model: Path, work: Path, args) -> dict[str
     for name in systems:
         port = free_port()
         if name.startswith("ours"):
-            extra = {"ours": [], "ours-bf16": ["--quantize", "none"], "ours-openvino":
+            extra = {"ours": [], "ours-bf16": ["--quantize", "none", "--backend", "torch"],
+                     "ours-openvino":
                      ["--quantize", "none", "--backend", "openvino"]}[name]  # fmt: skip
             cmd = [sys.executable, "-m", "cross_encoder.serve", "--model", str(model),
                    "--port", str(port), "--log_level", "warning", *extra,

@@ -143,6 +143,41 @@ def test_openvino_keeps_a_batch_in_flight_per_stream(tiny_model_dir):
     assert len(calls) > 2 and len(set(calls)) == 2  # two worker threads shared the batches
 
 
+def test_backend_auto_keeps_the_faster_and_scores_as_torch(tiny_model_dir, monkeypatch):
+    """``--backend auto`` (the server's default): on a CPU with the openvino extra, torch and
+    OpenVINO are timed on probe pairs at start-up and the faster is kept, with the figures in
+    ``/info``; the scores are the torch path's. Without the extra: torch, saying why."""
+    import torch
+
+    from cross_encoder.reranking import openvino
+    from cross_encoder.serve.engine import Scorer
+
+    threads = torch.get_num_threads()
+    try:
+        ref = Scorer(str(tiny_model_dir), precision="fp32", backend="torch", max_len=32, threads=2)
+        pairs = ref.build_pairs("a query", ["one passage", "another passage here", "x"], True)
+        want = ref.score(pairs)
+        if openvino.available():
+            auto = Scorer(str(tiny_model_dir), precision="fp32", backend="auto", max_len=32,
+                          threads=2)  # fmt: skip
+            info = auto.info()
+            assert info["backend"] in ("torch", "openvino")
+            assert info["backend_reason"].startswith(f"backend auto -> {info['backend']}: ")
+            speed = info["backend_speed"]
+            assert speed["openvino_pairs_per_s"] > 0 and speed["torch_pairs_per_s"] > 0
+            assert (info["backend"] == "openvino") == (speed["openvino_vs_torch"] > 1)
+            assert (auto._ov is not None) == (info["backend"] == "openvino")
+            np.testing.assert_allclose(auto.score(pairs), want, rtol=1e-4, atol=1e-4)
+        monkeypatch.setattr(openvino, "available", lambda: False)
+        plain = Scorer(str(tiny_model_dir), precision="fp32", backend="auto", max_len=32,
+                       threads=2)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert plain.backend == "torch" and plain._ov is None
+    assert "OpenVINO is not installed" in plain.info()["backend_reason"]
+    np.testing.assert_allclose(plain.score(pairs), want, rtol=1e-6, atol=1e-6)
+
+
 def test_bad_flags_and_a_missing_model_stop_with_one_line(tmp_path, capsys):
     from cross_encoder.serve import main
 
@@ -247,7 +282,9 @@ def test_tei_and_cohere_contracts(server):
     plain = server.post("/v2/rerank", json={"query": "cat fox", "documents": texts}).json()
     assert len(plain["results"]) == 4 and "document" not in plain["results"][0]
     info = httpx.get(server.url + "/info").json()
-    assert info["max_len"] == 24 and info["precision"] == "fp32" and info["backend"] == "torch"
+    assert info["max_len"] == 24 and info["precision"] == "fp32"
+    # the default --backend auto kept one of the two, timed here
+    assert info["backend_reason"].startswith(f"backend auto -> {info['backend']}: ")
     assert "as asked" in info["precision_reason"]
     metrics = httpx.get(server.url + "/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")

@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backend",
-        default="torch",
-        choices=["torch", "openvino"],
-        help="torch, or openvino (the openvino extra)",
+        default="auto",
+        choices=["auto", "torch", "openvino"],
+        help="torch, openvino (the openvino extra), or auto: on a CPU with the extra, both "
+        "timed at start-up on probe pairs and the faster kept (/info says which and why)",
     )
     p.add_argument(
         "--quantize",

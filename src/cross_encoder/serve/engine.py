@@ -4,7 +4,9 @@ and a dynamic batcher that pools the pairs of concurrent requests.
 * :class:`Scorer` loads a model folder with :mod:`cross_encoder.modeling`, resolves
   ``--precision`` with :func:`cross_encoder.hardware.resolve` (bf16 weights and a float32 score
   head on an AMX CPU, :func:`~cross_encoder.reranking.predict.cast_for_inference`; autocast on a
-  GPU; or the OpenVINO backend, :mod:`cross_encoder.reranking.openvino`) and lays pairs out with
+  GPU; or the OpenVINO backend, :mod:`cross_encoder.reranking.openvino`; ``backend="auto"``,
+  the CLI's default: both built on a CPU with the extra, timed, the faster kept) and lays pairs
+  out with
   :class:`~cross_encoder.training.dataset.PairTemplate`, so that a pair gets the score predict
   gives it. Text is tokenized as ``cross_encoder.preprocess`` does (the fast tokenizer, no
   special tokens); the template adds them and truncates.
@@ -26,6 +28,7 @@ import contextlib
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +43,7 @@ from cross_encoder.training.arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "openvino")
+BACKENDS = ("auto", "torch", "openvino")
 DIRECTIONS = ("Right", "Left")
 
 
@@ -101,13 +104,17 @@ class Scorer:
         self.max_len = max_len or default_max_len(self.tokenizer, model.config)
         self.template = PairTemplate(self.tokenizer, self.max_len)
         if device is None:
-            device = "cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"
+            device = "cuda" if torch.cuda.is_available() and backend != "openvino" else "cpu"
         self.device = torch.device(device)
         self.precision = hardware.resolve(precision, self.device)
         self.precision_reason = _reason(precision, self.precision, self.device)
         self.autocast_dtype = None
         self._ov = None
-        if backend == "openvino":
+        self.backend_reason = f"--backend {backend}"
+        self.backend_speed: dict | None = None
+        build = self._auto_backends() if backend == "auto" else (backend,)
+        self.backend = build[0]  # the one kept (auto: decided below, once both are built)
+        if "openvino" in build:
             from cross_encoder.reranking import openvino as ov_backend
 
             if self.device.type != "cpu":
@@ -116,19 +123,26 @@ class Scorer:
                 model, self.template, precision=self.precision, hint="THROUGHPUT"
             )
             self.dtype_name = f"OpenVINO {self._ov.precision}, fp32 score head"
-        else:
+        if "torch" in build:
             model.to(self.device)
             if self.device.type == "cuda" and self.precision in ("bf16", "fp16"):
                 self.autocast_dtype = hardware.torch_dtype(self.precision)
-                self.dtype_name = f"{self.precision} autocast, fp32 score head"
+                self._torch_dtype_name = f"{self.precision} autocast, fp32 score head"
             elif self.device.type == "cpu" and self.precision == "bf16":
                 cast_for_inference(model, torch.bfloat16)
-                self.dtype_name = "bf16 weights, fp32 score head"
+                self._torch_dtype_name = "bf16 weights, fp32 score head"
             else:
-                self.dtype_name = "fp32"
+                self._torch_dtype_name = "fp32"
+            if self._ov is None:
+                self.dtype_name = self._torch_dtype_name
             self._head = inference_view(model)
-            self._head.__enter__()  # for the scorer's lifetime
+            self._head.__enter__()  # for the scorer's lifetime: left when it is collected or
+            # at exit, before the interpreter tears down the modules the restore needs (left to
+            # the generator's own finalizer, it printed a TypeError at every server shutdown)
+            weakref.finalize(self, self._head.__exit__, None, None, None)
         self.model = model
+        if len(build) > 1:
+            self._choose_backend()
         self.model_id = _model_id(model_dir, model)
         self.int8 = self._choose_int8(quantize, quantization_file, threads)
         if self.int8.use:
@@ -145,14 +159,69 @@ class Scorer:
         # batches in flight at once: one per OpenVINO stream; torch runs one at a time
         self.workers = self._ov.streams if self._ov is not None else 1
         logger.info(
-            "serving %s: max_len %d, %s backend, %s (%s), %d batch(es) in flight",
+            "serving %s: max_len %d, %s backend (%s), %s (%s), %d batch(es) in flight",
             self.model_id,
             self.max_len,
             self.backend,
+            self.backend_reason,
             self.dtype_name,
             self.precision_reason,
             self.workers,
         )
+
+    def _auto_backends(self) -> tuple[str, ...]:
+        """The backends ``--backend auto`` builds: torch alone where OpenVINO cannot run (a
+        GPU, or the extra is not installed), else both, and :meth:`_choose_backend` keeps the
+        faster, as rerank's ``quantize: auto`` picks its full-precision backend."""
+        from cross_encoder.reranking import openvino as ov_backend
+
+        if self.device.type != "cpu":
+            self.backend_reason = f"backend auto -> torch: the device is {self.device}"
+            return ("torch",)
+        if not ov_backend.available():
+            self.backend_reason = (
+                f"backend auto -> torch: OpenVINO is not installed ({ov_backend.INSTALL_HINT})"
+            )
+            return ("torch",)
+        return ("openvino", "torch")
+
+    def _choose_backend(self) -> None:
+        """Time torch and OpenVINO as the server runs them -- a batch per OpenVINO stream in
+        flight at once, against the same batches one after another on torch (every thread) --
+        on :func:`~cross_encoder.serve.int8.probe_pairs`, and keep the faster."""
+        from cross_encoder.serve import int8
+
+        vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
+        batch = self.template.pad(int8.probe_pairs(self.template, vocab))
+        ov, n = self._ov, max(1, self._ov.streams)
+
+        def run_ov(b):
+            for pending in [ov.submit(b) for _ in range(n)]:
+                pending.result()
+
+        def run_torch(b):
+            for _ in range(n):
+                self._torch_forward(b)
+
+        speed = int8.time_paths(run_ov, run_torch, batch)
+        ratio = speed["speedup"]  # torch time / OpenVINO time
+        fast = ratio > 1.0
+        self.backend = "openvino" if fast else "torch"
+        precision = ov.precision if fast else self.precision
+        self.backend_reason = (
+            f"backend auto -> {self.backend}: OpenVINO {ov.precision} ran {ratio:.2f}x torch "
+            f"{self.precision} on {n} x {speed['pairs']} probe pairs at start-up"
+        )
+        self.backend_speed = {
+            "openvino_pairs_per_s": round(speed["int8_pairs_per_s"] * n, 2),
+            "torch_pairs_per_s": round(speed["full_pairs_per_s"] * n, 2),
+            "openvino_vs_torch": ratio,
+        }
+        if fast:
+            self.dtype_name = f"OpenVINO {precision}, fp32 score head"
+        else:
+            self._ov = None
+            self.dtype_name = self._torch_dtype_name
 
     def _choose_int8(self, mode: str, quantization_file: str | None, threads: int | None):
         from cross_encoder.serve import int8
@@ -226,11 +295,14 @@ class Scorer:
         """Raw scores (logits, float32) of one batch of built pairs."""
         return self._forward(self.template.pad(pairs))
 
-    @torch.inference_mode()
     def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        n = len(batch["input_ids"])
         if self._ov is not None:
             return np.asarray(self._ov(batch), dtype=np.float32)
+        return self._torch_forward(batch)
+
+    @torch.inference_mode()
+    def _torch_forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        n = len(batch["input_ids"])
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with torch.autocast(
             device_type=self.device.type,
@@ -246,6 +318,8 @@ class Scorer:
             "model_dir": str(self.model_dir),
             "max_len": self.max_len,
             "backend": self.backend,
+            "backend_reason": self.backend_reason,
+            **({"backend_speed": self.backend_speed} if self.backend_speed else {}),
             "device": str(self.device),
             "precision": self.precision,
             "dtype": self.dtype_name,
