@@ -6,9 +6,8 @@ and a dynamic batcher that pools the pairs of concurrent requests.
   head on an AMX CPU, :func:`~cross_encoder.reranking.predict.cast_for_inference`; autocast on a
   GPU; or the OpenVINO backend, :mod:`cross_encoder.reranking.openvino`; ``backend="auto"``,
   the CLI's default: both built on a CPU with the extra, timed, the faster kept) and lays pairs
-  out with
-  :class:`~cross_encoder.training.dataset.PairTemplate`, so that a pair gets the score predict
-  gives it. Text is tokenized as ``cross_encoder.preprocess`` does (the fast tokenizer, no
+  out with :class:`~cross_encoder.training.dataset.PairTemplate`, so that a pair gets the score
+  predict gives it. Text is tokenized as ``cross_encoder.preprocess`` does (the fast tokenizer, no
   special tokens); the template adds them and truncates.
 * :class:`Batcher` queues requests' pairs (bounded: :class:`QueueFull` past ``max_queue_pairs``),
   waits at most ``max_wait_ms`` for more after the first arrives, takes up to a round's worth of
