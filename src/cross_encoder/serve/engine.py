@@ -202,22 +202,21 @@ class Scorer:
             for _ in range(n):
                 self._torch_forward(b)
 
-        speed = int8.time_paths(run_ov, run_torch, batch)
-        ratio = speed["speedup"]  # torch time / OpenVINO time
+        speed = int8.time_paths(run_ov, run_torch, batch, names=("openvino", "torch"), batches=n)
+        ratio = speed.pop("speedup")  # torch time / OpenVINO time
         fast = ratio > 1.0
         self.backend = "openvino" if fast else "torch"
-        precision = ov.precision if fast else self.precision
         self.backend_reason = (
             f"backend auto -> {self.backend}: OpenVINO {ov.precision} ran {ratio:.2f}x torch "
-            f"{self.precision} on {n} x {speed['pairs']} probe pairs at start-up"
+            f"{self.precision} on {n} x {len(batch['input_ids'])} probe pairs at start-up"
         )
         self.backend_speed = {
-            "openvino_pairs_per_s": round(speed["int8_pairs_per_s"] * n, 2),
-            "torch_pairs_per_s": round(speed["full_pairs_per_s"] * n, 2),
+            "openvino_pairs_per_s": speed["openvino_pairs_per_s"],
+            "torch_pairs_per_s": speed["torch_pairs_per_s"],
             "openvino_vs_torch": ratio,
         }
         if fast:
-            self.dtype_name = f"OpenVINO {precision}, fp32 score head"
+            self.dtype_name = f"OpenVINO {ov.precision}, fp32 score head"
         else:
             self._ov = None
             self.dtype_name = self._torch_dtype_name

@@ -203,22 +203,31 @@ def choose(
     return made
 
 
-def time_paths(int8_score: Callable, full_score: Callable, batch, repeats: int = 2) -> dict:
-    """``{"int8_pairs_per_s", "full_pairs_per_s", "speedup", "pairs"}``: the best of
-    ``repeats`` interleaved timings of one padded batch per path, after a warm-up."""
-    n = len(batch["input_ids"])
-    best = {"int8": float("inf"), "full": float("inf")}
+def time_paths(
+    int8_score: Callable,
+    full_score: Callable,
+    batch,
+    repeats: int = 2,
+    names: tuple[str, str] = ("int8", "full"),
+    batches: int = 1,
+) -> dict:
+    """``{"<a>_pairs_per_s", "<b>_pairs_per_s", "speedup", "pairs"}`` for ``names`` (a, b):
+    the best of ``repeats`` interleaved timings of a call per path, after a warm-up; a call
+    scores ``batches`` times the padded ``batch``; ``speedup`` = b's time / a's."""
+    n = len(batch["input_ids"]) * batches
+    best = dict.fromkeys(names, float("inf"))
     int8_score(batch)
     full_score(batch)
     for _ in range(repeats):
-        for name, fn in (("int8", int8_score), ("full", full_score)):
+        for name, fn in zip(names, (int8_score, full_score), strict=True):
             t = time.perf_counter()
             fn(batch)
             best[name] = min(best[name], time.perf_counter() - t)
+    a, b = names
     return {
-        "int8_pairs_per_s": round(n / best["int8"], 2),
-        "full_pairs_per_s": round(n / best["full"], 2),
-        "speedup": round(best["full"] / best["int8"], 3),
+        f"{a}_pairs_per_s": round(n / best[a], 2),
+        f"{b}_pairs_per_s": round(n / best[b], 2),
+        "speedup": round(best[b] / best[a], 3),
         "pairs": n,
     }
 
